@@ -1,0 +1,229 @@
+// Copyright 2026 the denio authors. MIT license.
+/**
+ * asyncio's transports and protocols, for Deno.
+ *
+ * A protocol is an object with callbacks (`connectionMade`, `dataReceived`,
+ * `eofReceived`, `connectionLost`, …); a transport is what it writes to. Hand
+ * a protocol factory to {@linkcode createServer} or
+ * {@linkcode createConnection} and the transport calls the protocol, each
+ * callback from a queued microtask, in asyncio's order.
+ *
+ * @example An echo server and a client in one program
+ * ```ts
+ * import {
+ *   createConnection,
+ *   createServer,
+ *   type Protocol,
+ *   type Transport,
+ * } from "@denio/protocols";
+ * import { assertEquals } from "@std/assert";
+ *
+ * // The server echoes whatever it receives.
+ * class Echo implements Protocol {
+ *   #transport?: Transport;
+ *   connectionMade(transport: Transport) {
+ *     this.#transport = transport;
+ *   }
+ *   dataReceived(data: Uint8Array) {
+ *     this.#transport!.write(data);
+ *   }
+ * }
+ * await using server = await createServer(() => new Echo(), {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ * const { port } = server.addrs[0] as Deno.NetAddr;
+ *
+ * // The client sends one line, collects the echo, and closes on EOF.
+ * const received: string[] = [];
+ * const { promise: lost, resolve } = Promise.withResolvers<Error | null>();
+ * const [transport] = await createConnection(() => ({
+ *   dataReceived(data: Uint8Array) {
+ *     received.push(new TextDecoder().decode(data));
+ *   },
+ *   connectionLost: resolve,
+ * }), { hostname: "127.0.0.1", port });
+ * transport.write(new TextEncoder().encode("hello\n"));
+ * transport.writeEof();
+ * assertEquals(await lost, null);
+ * assertEquals(received.join(""), "hello\n");
+ * ```
+ *
+ * @module
+ */
+
+export {
+  callExceptionHandler,
+  type ExceptionContext,
+  type ExceptionHandler,
+  setExceptionHandler,
+} from "./transports/exception_handler.ts";
+export {
+  type ConnectOptions,
+  createConnection,
+  type TlsConnectOptions,
+} from "./transports/connection.ts";
+export {
+  createServer,
+  type ServeOptions,
+  Server,
+  type TlsServeOptions,
+} from "./transports/server.ts";
+export type { WriteBufferLimits } from "./transports/_flow_control.ts";
+
+// ------------------------------------------------------------------ protocols
+
+/**
+ * The callbacks every protocol may have. All are optional.
+ *
+ * `connectionMade` is called once, first; `connectionLost` once, last (also
+ * after an error, with that error). `pauseWriting` and `resumeWriting` are
+ * called synchronously from inside the transport's `write()` (pause) and when
+ * its buffer drains (resume); every other callback runs from a queued
+ * microtask, never inside the caller's own call. A callback that throws is
+ * fatal for its transport: the exception handler is told, the transport is
+ * aborted and `connectionLost(error)` follows.
+ */
+export interface BaseProtocol {
+  /** The connection is made; `transport` is the protocol's to use. */
+  connectionMade?(transport: BaseTransport): void;
+  /** The connection is lost or closed: `null` for a clean close. Called exactly once. */
+  connectionLost?(error: Error | null): void;
+  /** The transport's write buffer went over its high watermark. */
+  pauseWriting?(): void;
+  /** The transport's write buffer drained to its low watermark. */
+  resumeWriting?(): void;
+}
+
+/**
+ * A streaming protocol (TCP, Unix, TLS, pipes). Callback order:
+ * `connectionMade [dataReceived*] [eofReceived?] connectionLost`.
+ */
+export interface Protocol extends BaseProtocol {
+  /** The connection is made. */
+  connectionMade?(transport: Transport): void;
+  /** Bytes arrived. `data` is the protocol's to keep (it may be a view into a larger buffer). */
+  dataReceived?(data: Uint8Array): void;
+  /**
+   * The peer shut down its write side. Return `true` to keep our write side
+   * open (half-close); otherwise the transport closes itself.
+   */
+  eofReceived?(): boolean | void;
+}
+
+/**
+ * A streaming protocol that supplies its own receive buffers, so the kernel
+ * reads straight into them. Told apart from {@linkcode Protocol} by having
+ * `getBuffer` and no `dataReceived`. Callback order:
+ * `connectionMade [getBuffer [bufferUpdated]?]* [eofReceived?] connectionLost`.
+ */
+export interface BufferedProtocol extends BaseProtocol {
+  /** The connection is made. */
+  connectionMade?(transport: Transport): void;
+  /**
+   * Returns the buffer the next read lands in. `sizeHint` is the size the
+   * transport would read now; an empty buffer is a fatal error.
+   */
+  getBuffer(sizeHint: number): Uint8Array;
+  /** `nbytes` bytes were written at the start of the last buffer returned. */
+  bufferUpdated(nbytes: number): void;
+  /** As {@linkcode Protocol.eofReceived}. */
+  eofReceived?(): boolean | void;
+}
+
+/** A datagram protocol (UDP, Unix datagrams). */
+export interface DatagramProtocol extends BaseProtocol {
+  /** The endpoint is ready. */
+  connectionMade?(transport: DatagramTransport): void;
+  /** A datagram arrived from `addr`. */
+  datagramReceived?(data: Uint8Array, addr: Deno.Addr): void;
+  /** A send or receive failed; the endpoint stays open. */
+  errorReceived?(error: Error): void;
+}
+
+/** A protocol that talks to a child process over its pipes. */
+export interface SubprocessProtocol extends BaseProtocol {
+  /** The child is started. */
+  connectionMade?(transport: SubprocessTransport): void;
+  /** The child wrote `data` to stdout (1) or stderr (2). */
+  pipeDataReceived?(fd: 1 | 2, data: Uint8Array): void;
+  /** One of the child's pipes closed. */
+  pipeConnectionLost?(fd: 0 | 1 | 2, error: Error | null): void;
+  /** The child exited; `connectionLost` follows once every pipe is closed too. */
+  processExited?(): void;
+}
+
+// ----------------------------------------------------------------- transports
+
+/** What every transport has. */
+export interface BaseTransport {
+  /** Transport information by name (`peername`, `sockname`, `socket`, …), or `defaultValue`. */
+  getExtraInfo(name: string, defaultValue?: unknown): unknown;
+  /** True once the transport is closing or closed. */
+  isClosing(): boolean;
+  /** Flushes buffered writes, then `connectionLost(null)`. Idempotent. */
+  close(): void;
+  /** Replaces the protocol. */
+  setProtocol(protocol: BaseProtocol): void;
+  /** The current protocol. */
+  getProtocol(): BaseProtocol;
+}
+
+/** The read side of a transport. */
+export interface ReadTransport extends BaseTransport {
+  /** True unless reading is paused or the transport is closing. */
+  isReading(): boolean;
+  /** No `dataReceived` (nor `eofReceived`) until `resumeReading()`. Idempotent. */
+  pauseReading(): void;
+  /** Resumes delivery. Idempotent. */
+  resumeReading(): void;
+}
+
+/** The write side of a transport, with asyncio's write-buffer flow control. */
+export interface WriteTransport extends BaseTransport {
+  /** Buffers `data` and sends it soon. A non-Uint8Array is a TypeError. */
+  write(data: Uint8Array): void;
+  /** Writes each chunk in order. */
+  writelines(chunks: Iterable<Uint8Array>): void;
+  /** Shuts down the write side after flushing. */
+  writeEof(): void;
+  /** Whether `writeEof()` is supported. */
+  canWriteEof(): boolean;
+  /** Closes at once, dropping buffered data; `connectionLost(null)` follows. */
+  abort(): void;
+  /** Bytes accepted by `write()` and not yet written by the OS. */
+  getWriteBufferSize(): number;
+  /** The watermarks in bytes. */
+  getWriteBufferLimits(): { low: number; high: number };
+  /** Sets the watermarks (high alone gives low = high / 4). */
+  setWriteBufferLimits(limits?: { high?: number; low?: number }): void;
+}
+
+/** A bidirectional stream transport. */
+export interface Transport extends ReadTransport, WriteTransport {}
+
+/** A datagram transport. */
+export interface DatagramTransport extends BaseTransport {
+  /** Sends one datagram to `addr` (or to the remote address it was created with). */
+  sendto(data: Uint8Array, addr?: Deno.Addr): void;
+  /** Closes at once, dropping queued datagrams. */
+  abort(): void;
+  /** Bytes queued and not yet sent. */
+  getWriteBufferSize(): number;
+}
+
+/** A child process and its pipes. */
+export interface SubprocessTransport extends BaseTransport {
+  /** The child's process id. */
+  getPid(): number;
+  /** The exit code, minus the signal number if a signal ended it, or `null` while it runs. */
+  getReturncode(): number | null;
+  /** The transport of stdin (0), stdout (1) or stderr (2), or `null` if not piped. */
+  getPipeTransport(fd: 0 | 1 | 2): WriteTransport | ReadTransport | null;
+  /** Sends `signal` to the child. */
+  sendSignal(signal: Deno.Signal): void;
+  /** Sends SIGTERM. */
+  terminate(): void;
+  /** Sends SIGKILL. */
+  kill(): void;
+}

@@ -1,0 +1,70 @@
+// Copyright 2026 the denio authors. MIT license.
+// The scheduling and callback-invocation helpers every transport shares:
+// `callSoon` is asyncio's `loop.call_soon` (a queued microtask, FIFO), and
+// `invokeCallback` is the one place a protocol callback is called, so a throw
+// always reaches the transport's fatal-error path.
+
+import { callExceptionHandler } from "./exception_handler.ts";
+
+/** Runs `fn` from a queued microtask; a throw goes to the exception handler. */
+export function callSoon(fn: () => void): void {
+  queueMicrotask(() => {
+    try {
+      fn();
+    } catch (error) {
+      callExceptionHandler({
+        message: "Exception in a callback scheduled with callSoon()",
+        error,
+      });
+    }
+  });
+}
+
+/** Called with the callback's name and what it threw. */
+export type CallbackFailure = (name: string, error: unknown) => void;
+
+/**
+ * Calls `protocol[name](a, b)` if the protocol has that callback. A throw is
+ * handed to `onError` and `undefined` is returned instead.
+ */
+export function invokeCallback(
+  protocol: object,
+  name: string,
+  onError: CallbackFailure,
+  a?: unknown,
+  b?: unknown,
+): unknown {
+  const fn = (protocol as Record<string, unknown>)[name];
+  if (fn === undefined || fn === null) return undefined;
+  try {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot call protocol.${name} as it is not a function: current value is ${typeof fn}`,
+      );
+    }
+    return fn.call(protocol, a, b);
+  } catch (error) {
+    onError(name, error);
+    return undefined;
+  }
+}
+
+/** Turns anything thrown into an Error, keeping the original as `cause`. */
+export function toError(error: unknown): Error {
+  if (error instanceof Error) return error;
+  return new Error(`A non-Error value was thrown: ${String(error)}`, {
+    cause: error,
+  });
+}
+
+/**
+ * Errors that mean the peer went away. asyncio logs these at debug level only
+ * instead of calling the exception handler; they still reach connectionLost.
+ */
+export function isPeerGone(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.UnexpectedEof;
+}

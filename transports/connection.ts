@@ -1,0 +1,191 @@
+// Copyright 2026 the denio authors. MIT license.
+/**
+ * {@linkcode createConnection}: a client stream connection over TCP, Unix or
+ * TLS. It uses no unstable API and no `node:` module, so it runs on Deno
+ * Deploy.
+ *
+ * @module
+ */
+
+import type { BaseProtocol, Transport } from "../mod.ts";
+import {
+  checkAddress,
+  checkHandshakeTimeout,
+  connExtra,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  handshake,
+  makeProtocol,
+} from "./_net.ts";
+import { assertFactory, assertOptions, assertSignal } from "./_validate.ts";
+import { StreamTransport } from "./stream_transport.ts";
+
+/** TLS settings of a client connection. */
+export interface TlsConnectOptions {
+  /** The name the server certificate must match. @default {the connection's hostname} */
+  hostname?: string;
+  /** PEM root certificates trusted in addition to the default ones. */
+  caCerts?: string[];
+  /** ALPN protocols to offer. */
+  alpnProtocols?: string[];
+  /** Milliseconds the handshake may take before the connection fails. @default {60000} */
+  handshakeTimeout?: number;
+}
+
+/** Where and how {@linkcode createConnection} connects. */
+export interface ConnectOptions {
+  /** The host to connect to (TCP). @default {"127.0.0.1"} */
+  hostname?: string;
+  /** The port to connect to (TCP, required). */
+  port?: number;
+  /** `"tcp"` or `"unix"`. @default {"tcp"} */
+  transport?: "tcp" | "unix";
+  /** The socket path (Unix, required). */
+  path?: string;
+  /** Disables Nagle's algorithm, as asyncio does. @default {true} */
+  noDelay?: boolean;
+  /** Wraps the connection in TLS (TCP only). */
+  tls?: TlsConnectOptions;
+  /** Aborts the connection attempt. */
+  signal?: AbortSignal;
+}
+
+const ACTION = "create connection";
+
+/**
+ * Opens a stream connection and attaches a protocol made by
+ * `protocolFactory`. Resolves once `connectionMade` has been called, as
+ * asyncio's `loop.create_connection()` does.
+ *
+ * @typeParam P The protocol type.
+ * @param protocolFactory Returns the protocol for the connection.
+ * @param options Where to connect.
+ * @returns The transport and the protocol.
+ * @throws {TypeError} If an argument has the wrong type.
+ * @throws {RangeError} If the port is out of range.
+ *
+ * @example Send a line to a server and close
+ * ```ts
+ * import { createConnection, createServer } from "@denio/protocols";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const got = Promise.withResolvers<string>();
+ * await using server = await createServer(() => ({
+ *   dataReceived: (data: Uint8Array) => got.resolve(new TextDecoder().decode(data)),
+ * }), { hostname: "127.0.0.1", port: 0 });
+ * const { port } = server.addrs[0] as Deno.NetAddr;
+ *
+ * const [transport] = await createConnection(() => ({}), { port });
+ * transport.write(new TextEncoder().encode("hi"));
+ * assertEquals(await got.promise, "hi");
+ * transport.close();
+ * ```
+ */
+export async function createConnection<P extends BaseProtocol>(
+  protocolFactory: () => P,
+  options: ConnectOptions,
+): Promise<[Transport, P]> {
+  assertFactory(protocolFactory, ACTION);
+  assertOptions(options, ACTION, false);
+  const kind = checkAddress(options, ACTION, true);
+  assertSignal(options.signal, ACTION);
+  const timeout = checkHandshakeTimeout(
+    options.tls?.handshakeTimeout,
+    ACTION,
+  ) ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  const signal = options.signal;
+  signal?.throwIfAborted();
+
+  let conn: Deno.Conn;
+  const extra: Record<string, unknown> = {};
+  if (kind === "unix") {
+    if (options.tls !== undefined) {
+      throw new TypeError(
+        "Cannot create connection as tls is not supported over Unix sockets: current value is an object",
+      );
+    }
+    conn = await abortable(
+      Deno.connect({ transport: "unix", path: options.path! }),
+      signal,
+      (late) => late.close(),
+    );
+  } else {
+    const hostname = options.hostname ?? "127.0.0.1";
+    const tcp = await Deno.connect({
+      hostname,
+      port: options.port!,
+      ...(signal ? { signal } : {}),
+    });
+    if (options.noDelay !== false) tcp.setNoDelay(true);
+    conn = tcp;
+    const tls = options.tls;
+    if (tls !== undefined) {
+      let tlsConn: Deno.TlsConn;
+      try {
+        tlsConn = await Deno.startTls(tcp, {
+          hostname: tls.hostname ?? hostname,
+          ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
+          ...(tls.alpnProtocols ? { alpnProtocols: tls.alpnProtocols } : {}),
+        });
+      } catch (error) {
+        tcp.close();
+        throw error;
+      }
+      const info = await abortable(
+        handshake(tlsConn, timeout),
+        signal,
+        () => {},
+        () => tlsConn.close(),
+      );
+      extra.alpnProtocol = info.alpnProtocol;
+      conn = tlsConn;
+    }
+  }
+
+  let protocol: P;
+  try {
+    signal?.throwIfAborted();
+    protocol = makeProtocol(protocolFactory, ACTION);
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+  const made = Promise.withResolvers<void>();
+  const transport = new StreamTransport(conn, protocol, {
+    extra: { ...connExtra(conn), ...extra },
+    onMade: made.resolve,
+  });
+  await made.promise;
+  return [transport, protocol];
+}
+
+/**
+ * Races `promise` with `signal`. On abort, `onAbort` runs at once and a value
+ * that still arrives later is handed to `release`.
+ */
+async function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  release: (value: T) => void,
+  onAbort?: () => void,
+): Promise<T> {
+  if (signal === undefined) return await promise;
+  signal.throwIfAborted();
+  const aborted = Promise.withResolvers<never>();
+  const abort = () => {
+    aborted.reject(signal.reason);
+    try {
+      onAbort?.();
+    } catch {
+      // Already closed.
+    }
+  };
+  signal.addEventListener("abort", abort, { once: true });
+  promise.then((value) => {
+    if (signal.aborted) release(value);
+  }, () => {});
+  try {
+    return await Promise.race([promise, aborted.promise]);
+  } finally {
+    signal.removeEventListener("abort", abort);
+  }
+}
