@@ -53,12 +53,36 @@ export interface StreamTransportOptions {
   peerClosed?: Promise<unknown>;
   /** Whether `writeEof()` may shut down the write side. @default {true} when the adapter has closeWrite */
   canWriteEof?: boolean;
+  /**
+   * The protocol is already connected (a `startTls` upgrade): no second
+   * `connectionMade`; reading starts from a queued microtask.
+   * @default {false}
+   */
+  connected?: boolean;
 }
+
+/**
+ * What a transport hands over when it is detached for an upgrade
+ * (`startTls`): the adapter, and the bytes of the read that was in flight.
+ */
+export interface DetachedIo {
+  /** The adapter, now owned by the caller. */
+  io: StreamIo;
+  /**
+   * Resolves to the bytes of the read that was in flight (or held while
+   * paused), `null` if it was EOF, or `undefined` if no read was in flight.
+   */
+  firstRead: Promise<Uint8Array | null | undefined>;
+}
+
+/** The method key of {@linkcode StreamTransport}'s detach hook (internal). */
+export const detachIo: unique symbol = Symbol("denio.detachIo");
 
 type State =
   | { kind: "starting" }
   | { kind: "open" }
   | { kind: "closing" } // close() called: no more reads, flushing writes
+  | { kind: "detached" } // handed over to an upgrade; no connectionLost here
   | { kind: "lost"; error: Error | null } // connectionLost is queued
   | { kind: "closed" };
 
@@ -83,6 +107,9 @@ export class StreamTransport implements Transport {
   // Reading.
   #readPaused = false;
   #wake: (() => void) | null = null;
+  #readInFlight = false;
+  #detaching: ((bytes: Uint8Array | null | undefined) => void) | null = null;
+  #drained: (() => void) | null = null;
   #slab: Uint8Array = new Uint8Array(0);
   #slabOffset = 0;
   #readSize = INITIAL_READ_SIZE;
@@ -121,7 +148,16 @@ export class StreamTransport implements Transport {
       () => this.#peerGone(null),
       (error) => this.#peerGone(toError(error)),
     );
-    callSoon(() => this.#start());
+    if (options.connected) {
+      this.#state = { kind: "open" };
+      callSoon(() => {
+        if (!this.isClosing() && typeof io.read === "function") {
+          this.#readLoop();
+        }
+      });
+    } else {
+      callSoon(() => this.#start());
+    }
   }
 
   // ---------------------------------------------------------------- base
@@ -345,6 +381,10 @@ export class StreamTransport implements Transport {
     const io = this.#io as Required<Pick<StreamIo, "read">>;
     try {
       while (!this.isClosing()) {
+        if (this.#detaching !== null) {
+          this.#handOver(undefined);
+          return;
+        }
         if (this.#readPaused) {
           await this.#waitForResume();
           continue;
@@ -377,12 +417,26 @@ export class StreamTransport implements Transport {
         } else {
           target = this.#nextReadBuffer();
         }
-        const n = await io.read(target);
+        this.#readInFlight = true;
+        let n: number | null;
+        try {
+          n = await io.read(target);
+        } finally {
+          this.#readInFlight = false;
+        }
+        if (this.#detaching !== null) {
+          this.#handOver(n === null ? null : target.slice(0, n));
+          return;
+        }
         if (this.isClosing()) return;
         if (n === 0) continue;
         // Bytes (or EOF) read while paused are held until resumeReading().
         while (this.#readPaused) {
           await this.#waitForResume();
+          if (this.#detaching !== null) {
+            this.#handOver(n === null ? null : target.slice(0, n));
+            return;
+          }
           if (this.isClosing()) return;
         }
         if (n === null) {
@@ -415,9 +469,54 @@ export class StreamTransport implements Transport {
         }
       }
     } catch (error) {
+      if (this.#detaching !== null) {
+        this.#detaching = null;
+        this.#fatalError(error, "Fatal read error on transport");
+        return;
+      }
       if (this.isClosing() && this.#state.kind !== "closing") return;
       this.#fatalError(error, "Fatal read error on transport");
     }
+  }
+
+  #handOver(bytes: Uint8Array | null | undefined): void {
+    const handOver = this.#detaching;
+    this.#detaching = null;
+    handOver?.(bytes);
+  }
+
+  /**
+   * Detaches the adapter for an upgrade: reading stops (the bytes of a read
+   * in flight are handed over, never delivered), buffered writes are flushed,
+   * and the transport ends without calling `connectionLost`; the caller now
+   * owns the adapter and the protocol.
+   *
+   * @throws {Error} If the transport is closing or has written EOF.
+   */
+  async [detachIo](): Promise<DetachedIo> {
+    if (this.isClosing() || this.#detaching !== null) {
+      throw new Error("Cannot upgrade transport as it is closing");
+    }
+    if (this.#eofRequested) {
+      throw new Error("Cannot upgrade transport as writeEof() was called");
+    }
+    const first = Promise.withResolvers<Uint8Array | null | undefined>();
+    if (this.#readInFlight || this.#wake !== null) {
+      this.#detaching = first.resolve;
+      this.#wakeReader();
+    } else {
+      // No read loop running (not started yet, or ended at EOF).
+      first.resolve(undefined);
+    }
+    if (this.#flushing || this.#bufferSize > 0) {
+      await new Promise<void>((resolve) => this.#drained = resolve);
+    }
+    const state = this.#state.kind;
+    if (state !== "open" && state !== "starting") {
+      throw new Error("Cannot upgrade transport as the connection was lost");
+    }
+    this.#state = { kind: "detached" };
+    return { io: this.#io, firstRead: first.promise };
   }
 
   #onEof(): void {
@@ -489,6 +588,11 @@ export class StreamTransport implements Transport {
       }
       this.#flushing = false;
       if (this.#state.kind === "lost" || this.#state.kind === "closed") return;
+      if (this.#drained !== null) {
+        const drained = this.#drained;
+        this.#drained = null;
+        drained();
+      }
       if (this.#eofRequested && !this.#eofSent) this.#sendEof();
       if (this.#state.kind === "closing") this.#forceClose(null);
     } catch (error) {
@@ -554,7 +658,8 @@ export class StreamTransport implements Transport {
 
   /** The single teardown funnel: every path to connectionLost goes here. */
   #forceClose(error: Error | null): void {
-    if (this.#state.kind === "lost" || this.#state.kind === "closed") return;
+    const kind = this.#state.kind;
+    if (kind === "lost" || kind === "closed" || kind === "detached") return;
     this.#state = { kind: "lost", error };
     this.#chunks.length = 0;
     this.#bufferSize = 0;
@@ -564,6 +669,9 @@ export class StreamTransport implements Transport {
       // Already closed by the peer or the runtime: nothing left to release.
     }
     this.#wakeReader();
+    const drained = this.#drained;
+    this.#drained = null;
+    drained?.();
     callSoon(() => this.#callConnectionLost(error));
   }
 
