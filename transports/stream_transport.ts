@@ -103,6 +103,7 @@ export class StreamTransport implements Transport {
   #extra: Record<string, unknown>;
   #options: StreamTransportOptions;
   #onCallbackError: (name: string, error: unknown) => void;
+  #startFlush: () => void;
 
   // Reading.
   #readPaused = false;
@@ -144,6 +145,7 @@ export class StreamTransport implements Transport {
     this.#canWriteEof = options.canWriteEof ??
       (typeof io.closeWrite === "function" && typeof io.write === "function");
     this.#onCallbackError = (name, error) => this.#callbackFailed(name, error);
+    this.#startFlush = () => void this.#flush();
     options.peerClosed?.then(
       () => this.#peerGone(null),
       (error) => this.#peerGone(toError(error)),
@@ -535,7 +537,7 @@ export class StreamTransport implements Transport {
     if (!this.#flushing) {
       this.#flushing = true;
       // Deferred to a microtask so writes made in the same tick coalesce.
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#startFlush);
     }
   }
 
