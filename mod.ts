@@ -69,6 +69,12 @@ export {
   Server,
   type TlsServeOptions,
 } from "./transports/server.ts";
+export {
+  connectReadPipe,
+  connectWritePipe,
+  type ReadPipe,
+  type WritePipe,
+} from "./transports/pipes.ts";
 export type { WriteBufferLimits } from "./transports/_flow_control.ts";
 
 // ------------------------------------------------------------------ protocols
