@@ -76,6 +76,22 @@ export {
   type WritePipe,
 } from "./transports/pipes.ts";
 export type { WriteBufferLimits } from "./transports/_flow_control.ts";
+export {
+  type ClientConnectedCallback,
+  DEFAULT_LIMIT,
+  IncompleteReadError,
+  LimitOverrunError,
+  openConnection,
+  type OpenConnectionOptions,
+  startServer,
+  type StartServerOptions,
+  type StreamOptions,
+  StreamReader,
+  type StreamReaderOptions,
+  StreamReaderProtocol,
+  type StreamReaderProtocolOptions,
+  StreamWriter,
+} from "./protocols/streams.ts";
 
 // ------------------------------------------------------------------ protocols
 
