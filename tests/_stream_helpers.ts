@@ -528,3 +528,156 @@ export function collectExceptions(): Disposable & {
     },
   };
 }
+
+// ------------------------------------------------------------ subprocesses
+
+/** A child process is killed if it runs longer than this. */
+export const CHILD_TIMEOUT_MS = 30_000;
+
+/** What {@linkcode runCommand} returns. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@linkcode runCommand} and {@linkcode LineProcess}. */
+export interface CommandOptions {
+  /** The working directory. */
+  cwd?: string | URL;
+  /** Bytes written to the child's stdin (then closed). */
+  stdin?: Uint8Array;
+}
+
+/** Runs a command to completion; it is killed after CHILD_TIMEOUT_MS. */
+export async function runCommand(
+  command: string,
+  args: string[],
+  options: CommandOptions = {},
+): Promise<CommandResult> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), CHILD_TIMEOUT_MS);
+  try {
+    const child = new Deno.Command(command, {
+      args,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: controller.signal,
+    }).spawn();
+    if (options.stdin) {
+      const writer = child.stdin.getWriter();
+      await writer.write(options.stdin);
+      await writer.close();
+    }
+    const output = await child.output();
+    return {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr: new TextDecoder().decode(output.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * True when `command args` runs and exits 0. Tests that need an external
+ * tool compute `ignore:` from this up front and print why they skip.
+ */
+export function hasCommand(command: string, args: string[]): boolean {
+  try {
+    return new Deno.Command(command, { args, stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A running child process whose stdout is read line by line; it is killed
+ * after CHILD_TIMEOUT_MS, and disposing kills it and releases its pipes.
+ */
+export class LineProcess implements AsyncDisposable {
+  readonly lines: string[] = [];
+  #name: string;
+  #child: Deno.ChildProcess;
+  #reader: ReadableStreamDefaultReader<string>;
+  #buffer = "";
+  #timer: ReturnType<typeof setTimeout>;
+  #stderr: Promise<string>;
+
+  constructor(command: string, args: string[], options: CommandOptions = {}) {
+    this.#name = args.find((arg) => /\.(ts|py)$/.test(arg)) ?? command;
+    const controller = new AbortController();
+    this.#timer = setTimeout(() => controller.abort(), CHILD_TIMEOUT_MS);
+    this.#child = new Deno.Command(command, {
+      args,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: controller.signal,
+    }).spawn();
+    this.#reader = this.#child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    this.#stderr = new Response(this.#child.stderr).text();
+  }
+
+  /** Reads stdout until a line matches `pattern`; returns that line. */
+  async waitForLine(pattern: RegExp): Promise<string> {
+    const found = this.lines.find((line) => pattern.test(line));
+    if (found !== undefined) return found;
+    return await within(
+      (async () => {
+        while (true) {
+          const { value, done } = await this.#reader.read();
+          if (done) {
+            throw new Error(
+              `${this.#name} ended before printing ${pattern}: ${
+                this.lines.join(" | ")
+              } ${await this.#stderr}`,
+            );
+          }
+          this.#buffer += value;
+          let newline;
+          while ((newline = this.#buffer.indexOf("\n")) !== -1) {
+            const line = this.#buffer.slice(0, newline);
+            this.#buffer = this.#buffer.slice(newline + 1);
+            this.lines.push(line);
+            if (pattern.test(line)) return line;
+          }
+        }
+      })(),
+      `${this.#name} to print ${pattern}`,
+    );
+  }
+
+  /** Sends `signal` to the child. */
+  kill(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
+  /** Waits (bounded) for the child to exit. */
+  status(): Promise<Deno.CommandStatus> {
+    return within(this.#child.status, `${this.#name} to exit`);
+  }
+
+  /** What the child wrote to stderr (once it exited). */
+  stderr(): Promise<string> {
+    return this.#stderr;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    clearTimeout(this.#timer);
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await this.#reader.cancel();
+    await this.#stderr;
+    await this.#child.status;
+  }
+}

@@ -16,6 +16,9 @@ import {
 } from "../mod.ts";
 import {
   bytes,
+  hasCommand,
+  LineProcess,
+  pattern,
   readAll,
   RecordingProtocol,
   shutdown,
@@ -212,4 +215,74 @@ Deno.test("createConnection() rejects bad input with TypeError or RangeError bef
       assertStringIncludes(error.message, word);
     });
   }
+});
+
+// -------------------------------------------- against CPython's own asyncio
+
+const HAS_PYTHON = hasCommand("python3", ["--version"]);
+if (!HAS_PYTHON) console.log("python3 not found: skipping the asyncio tests");
+
+/** An asyncio Protocol server that logs its callbacks, replies after EOF and closes. */
+const PYTHON_PROTOCOL_SERVER = `
+import asyncio
+class Recording(asyncio.Protocol):
+    def __init__(self, done):
+        self.done, self.events, self.size = done, [], 0
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("connection_made")
+    def data_received(self, data):
+        if self.events[-1] != "data_received":
+            self.events.append("data_received")
+        self.size += len(data)
+    def eof_received(self):
+        self.events.append("eof_received")
+        self.transport.write(b"got %d bytes" % self.size)
+        self.transport.close()  # flushes the reply, then sends FIN
+    def connection_lost(self, exc):
+        self.events.append("connection_lost")
+        print("events", " ".join(self.events), exc, flush=True)
+        self.done.set_result(None)
+async def main():
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    server = await loop.create_server(lambda: Recording(done), "127.0.0.1", 0)
+    print("port", server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.wait_for(done, 20)
+    server.close()
+asyncio.run(main())
+`;
+
+Deno.test({
+  name:
+    "createConnection() half-closes against a CPython asyncio Protocol server: both sides see asyncio's callback order",
+  ignore: !HAS_PYTHON,
+  async fn() {
+    await using python = new LineProcess("python3", [
+      "-c",
+      PYTHON_PROTOCOL_SERVER,
+    ]);
+    const port = Number((await python.waitForLine(/^port \d+$/)).split(" ")[1]);
+    const [transport, client] = await createConnection(
+      () => new RecordingProtocol(),
+      { port },
+    );
+    transport.write(pattern(300_000, 5));
+    transport.writeEof(); // half-close: Python answers after its eof_received
+    assertEquals(await within(client.lost.promise, "connectionLost"), null);
+    assertEquals(client.receivedText(), "got 300000 bytes");
+    assertEquals(client.sequence(), [
+      "connectionMade",
+      "pauseWriting",
+      "resumeWriting",
+      "dataReceived",
+      "eofReceived",
+      "connectionLost",
+    ]);
+    assertEquals(
+      await python.waitForLine(/^events /),
+      "events connection_made data_received eof_received connection_lost None",
+    );
+    assertEquals((await python.status()).code, 0);
+  },
 });

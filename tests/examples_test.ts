@@ -9,114 +9,42 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { within } from "./_stream_helpers.ts";
+import {
+  bytes,
+  type CommandResult,
+  hasCommand,
+  LineProcess,
+  runCommand,
+} from "./_stream_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url);
-const CHILD_TIMEOUT_MS = 30_000;
 
 function example(name: string): string {
   return new URL(`examples/${name}`, ROOT).pathname;
 }
 
-/** Runs a short-lived example to completion (killed after CHILD_TIMEOUT_MS). */
-async function run(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), CHILD_TIMEOUT_MS);
-  try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...args],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      signal: controller.signal,
-    }).output();
-    return {
-      code: output.code,
-      stdout: new TextDecoder().decode(output.stdout),
-      stderr: new TextDecoder().decode(output.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+/** Runs `deno run ARGS` in the repository root to completion. */
+function run(args: string[]): Promise<CommandResult> {
+  return runCommand(Deno.execPath(), ["run", ...args], { cwd: ROOT });
 }
 
-/** A running echo_server.ts child whose output is read line by line. */
-class EchoServerProcess implements AsyncDisposable {
-  readonly lines: string[] = [];
-  #child: Deno.ChildProcess;
-  #reader: ReadableStreamDefaultReader<string>;
-  #buffer = "";
-  #timer: ReturnType<typeof setTimeout>;
-  #stderr: Promise<string>;
-
+/**
+ * Starts `deno run ARGS` (permissions, examples/echo_server.ts, its flags);
+ * `interrupt()` sends SIGINT and waits for the clean exit.
+ */
+class EchoServerProcess extends LineProcess {
   constructor(args: string[]) {
-    const controller = new AbortController();
-    this.#timer = setTimeout(() => controller.abort(), CHILD_TIMEOUT_MS);
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...args],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      signal: controller.signal,
-    }).spawn();
-    this.#reader = this.#child.stdout.pipeThrough(new TextDecoderStream())
-      .getReader();
-    this.#stderr = new Response(this.#child.stderr).text();
-  }
-
-  /** Reads stdout until a line matches `pattern`; returns that line. */
-  async waitForLine(pattern: RegExp): Promise<string> {
-    const found = this.lines.find((line) => pattern.test(line));
-    if (found !== undefined) return found;
-    return await within(
-      (async () => {
-        while (true) {
-          const { value, done } = await this.#reader.read();
-          if (done) {
-            throw new Error(
-              `echo_server.ts ended before printing ${pattern}: ${
-                this.lines.join(" | ")
-              } ${await this.#stderr}`,
-            );
-          }
-          this.#buffer += value;
-          let newline;
-          while ((newline = this.#buffer.indexOf("\n")) !== -1) {
-            const line = this.#buffer.slice(0, newline);
-            this.#buffer = this.#buffer.slice(newline + 1);
-            this.lines.push(line);
-            if (pattern.test(line)) return line;
-          }
-        }
-      })(),
-      `echo_server.ts to print ${pattern}`,
-    );
+    super(Deno.execPath(), ["run", ...args], { cwd: ROOT });
   }
 
   /** Sends SIGINT and waits for the child to exit; returns the exit code. */
   async interrupt(): Promise<number> {
-    this.#child.kill("SIGINT");
+    this.kill("SIGINT");
     await this.waitForLine(/^echo server closed$/);
-    const status = await within(this.#child.status, "echo_server.ts to exit");
-    return status.code;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    clearTimeout(this.#timer);
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    await this.#reader.cancel();
-    await this.#stderr;
-    await this.#child.status;
+    return (await this.status()).code;
   }
 }
 
-/** Starts `deno run ARGS` (permissions, examples/echo_server.ts, its flags). */
 function startServer(args: string[]): EchoServerProcess {
   return new EchoServerProcess(args);
 }
@@ -210,4 +138,150 @@ Deno.test("examples/demo.ts shows the exchange and flow control, then exits by i
     demo.stdout,
     /summary: 12\.00 MiB sent in [\d.]+ s; pauseWriting x3, resumeWriting x3; connection closed cleanly/,
   );
+});
+
+// ------------------------------------------------- peers no one here wrote
+
+const HAS_SOCAT = hasCommand("socat", ["-V"]);
+if (!HAS_SOCAT) console.log("socat not found: skipping the socat tests");
+const HAS_PYTHON = hasCommand("python3", ["--version"]);
+if (!HAS_PYTHON) console.log("python3 not found: skipping the Python tests");
+
+Deno.test({
+  name: "socat gets its echo from examples/echo_server.ts over TCP and Unix",
+  ignore: !HAS_SOCAT,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "denio_examples_" });
+    try {
+      const permissions = ["--allow-net", "--allow-read", "--allow-write"];
+      {
+        await using server = startServer([
+          ...permissions,
+          example("echo_server.ts"),
+          "--port",
+          "0",
+          "--hostname",
+          "127.0.0.1",
+        ]);
+        const listening = await server.waitForLine(/listening on /);
+        const port = listening.match(/:(\d+)$/)![1];
+        const hello = await runCommand(
+          "socat",
+          ["-", `TCP:127.0.0.1:${port}`],
+          {
+            stdin: bytes("hello\n"),
+          },
+        );
+        assertEquals(hello.code, 0, hello.stderr);
+        assertEquals(hello.stdout, "hello\n");
+        // 1 MiB of text through socat and back.
+        const big = "0123456789abcdef".repeat(65536);
+        const echoed = await runCommand("socat", [
+          "-",
+          `TCP:127.0.0.1:${port}`,
+        ], { stdin: bytes(big) });
+        assertEquals(echoed.code, 0, echoed.stderr);
+        assert(echoed.stdout === big, `echoed ${echoed.stdout.length} chars`);
+        assertEquals(await server.interrupt(), 0);
+      }
+      const path = `${dir}/echo.sock`;
+      await using server = startServer([
+        ...permissions,
+        example("echo_server.ts"),
+        "--unix",
+        path,
+      ]);
+      await server.waitForLine(/listening on /);
+      const unix = await runCommand("socat", ["-", `UNIX-CONNECT:${path}`], {
+        stdin: bytes("hello unix\n"),
+      });
+      assertEquals(unix.code, 0, unix.stderr);
+      assertEquals(unix.stdout, "hello unix\n");
+      assertEquals(await server.interrupt(), 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const PYTHON_CLIENT = `
+import asyncio, sys
+async def main(port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"hello from asyncio")
+    writer.write_eof()
+    data = await reader.read()
+    print("echo:", data.decode())
+    writer.close()
+    await writer.wait_closed()
+asyncio.run(main(int(sys.argv[1])))
+`;
+
+Deno.test({
+  name: "A Python asyncio client gets its echo from examples/echo_server.ts",
+  ignore: !HAS_PYTHON,
+  async fn() {
+    await using server = startServer([
+      "--allow-net",
+      example("echo_server.ts"),
+      "--port",
+      "0",
+      "--hostname",
+      "127.0.0.1",
+    ]);
+    const listening = await server.waitForLine(/listening on /);
+    const port = listening.match(/:(\d+)$/)![1]!;
+    const client = await runCommand("python3", ["-c", PYTHON_CLIENT, port]);
+    assertEquals(client.code, 0, client.stderr);
+    assertEquals(client.stdout, "echo: hello from asyncio\n");
+    assertEquals(await server.interrupt(), 0);
+  },
+});
+
+const PYTHON_ECHO_SERVER = `
+import asyncio
+async def main():
+    done = asyncio.get_running_loop().create_future()
+    async def handle(reader, writer):
+        data = await reader.read()  # up to EOF: the client half-closed
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        print(f"python server: {len(data)} bytes echoed after EOF", flush=True)
+        done.set_result(None)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print("port", server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await asyncio.wait_for(done, 20)
+asyncio.run(main())
+`;
+
+Deno.test({
+  name:
+    "examples/echo_client.ts gets its echo from a Python asyncio.start_server echo server",
+  ignore: !HAS_PYTHON,
+  async fn() {
+    await using server = new LineProcess("python3", [
+      "-c",
+      PYTHON_ECHO_SERVER,
+    ]);
+    const port = (await server.waitForLine(/^port \d+$/)).split(" ")[1]!;
+    const client = await run([
+      "--allow-net",
+      example("echo_client.ts"),
+      "--port",
+      port,
+      "hi python",
+    ]);
+    assertEquals(client.code, 0, client.stderr);
+    assertEquals(client.stdout.split("\n"), [
+      "sent 9 bytes: hi python",
+      "received: hi python",
+      "connection closed",
+      "",
+    ]);
+    await server.waitForLine(/^python server: 9 bytes echoed after EOF$/);
+    assertEquals((await server.status()).code, 0);
+  },
 });

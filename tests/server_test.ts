@@ -21,12 +21,15 @@ import {
 import {
   BufferedEchoProtocol,
   bytes,
+  collapse,
   collectExceptions,
   EchoProtocol,
+  hasCommand,
   nextMacrotask,
   pattern,
   readAll,
   RecordingProtocol,
+  runCommand,
   shutdown,
   sleep,
   startEchoServer,
@@ -493,4 +496,82 @@ Deno.test("createServer() rejects bad input with TypeError or RangeError", async
       assertStringIncludes(error.message, word);
     });
   }
+});
+
+// -------------------------------------------- against CPython's own asyncio
+
+const HAS_PYTHON = hasCommand("python3", ["--version"]);
+if (!HAS_PYTHON) console.log("python3 not found: skipping the asyncio tests");
+
+/** An asyncio Protocol client: sends N bytes, half-closes, counts the echo. */
+const PYTHON_PROTOCOL_CLIENT = `
+import asyncio, sys
+class Client(asyncio.Protocol):
+    def __init__(self, done, size):
+        self.done, self.size, self.got, self.events = done, size, 0, []
+    def connection_made(self, transport):
+        self.events.append("connection_made")
+        transport.write(bytes(i % 251 for i in range(self.size)))
+        transport.write_eof()
+    def data_received(self, data):
+        if self.events[-1] != "data_received":
+            self.events.append("data_received")
+        self.got += len(data)
+    def eof_received(self):
+        self.events.append("eof_received")
+    def connection_lost(self, exc):
+        self.events.append("connection_lost")
+        self.done.set_result(None)
+async def main(port, size):
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    _, client = await loop.create_connection(lambda: Client(done, size), "127.0.0.1", port)
+    await asyncio.wait_for(done, 20)
+    print(client.got, " ".join(client.events))
+asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
+`;
+
+Deno.test({
+  name:
+    "createServer() serves a CPython asyncio Protocol client: echo complete, asyncio's callback order on both sides",
+  ignore: !HAS_PYTHON,
+  async fn() {
+    const serverSide: RecordingProtocol[] = [];
+    const server = await createServer(() => {
+      const protocol: RecordingProtocol = new RecordingProtocol({
+        onEvent(name) {
+          if (name === "dataReceived") {
+            protocol.transport!.write(protocol.chunks.at(-1)!);
+          }
+        },
+      });
+      serverSide.push(protocol);
+      return protocol;
+    }, { hostname: "127.0.0.1", port: 0 });
+    const { port } = server.addrs[0] as Deno.NetAddr;
+    const size = 500_000;
+    const python = await runCommand("python3", [
+      "-c",
+      PYTHON_PROTOCOL_CLIENT,
+      String(port),
+      String(size),
+    ]);
+    assertEquals(python.code, 0, python.stderr);
+    assertEquals(
+      python.stdout,
+      `${size} connection_made data_received eof_received connection_lost\n`,
+    );
+    await shutdown(server);
+    assertEquals(serverSide.length, 1);
+    const received = serverSide[0]!.received();
+    assertEquals(received.length, size);
+    assert(received.every((byte, i) => byte === i % 251));
+    assertEquals(
+      collapse(
+        serverSide[0]!.events.filter((e) => !e.endsWith("Writing")),
+        "dataReceived",
+      ),
+      ["connectionMade", "dataReceived", "eofReceived", "connectionLost"],
+    );
+  },
 });
