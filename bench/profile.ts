@@ -1,0 +1,119 @@
+// Copyright 2026 the denio authors. MIT license.
+/**
+ * Profiles one echo server under the C load client and prints the top
+ * self-time entries of its V8 CPU profile.
+ *
+ *   deno run -A bench/profile.ts [SERVER] [CONNS] [SIZE] [SECONDS]
+ *
+ * SERVER is a file name in bench/servers/ (default denio_protocol.ts);
+ * defaults: 50 connections, 1024-byte messages, 5 seconds. Needs
+ * bench/results/bin/echo_client, which `deno task bench` compiles (or
+ * `cc -O2 -o bench/results/bin/echo_client bench/echo_client.c`). The raw
+ * profile is kept in bench/results/profiles/ for Chrome DevTools.
+ *
+ * @module
+ */
+
+const BENCH_DIR = new URL(".", import.meta.url).pathname;
+const server = Deno.args[0] ?? "denio_protocol.ts";
+const conns = Deno.args[1] ?? "50";
+const size = Deno.args[2] ?? "1024";
+const seconds = Number(Deno.args[3] ?? "5");
+const outDir = `${BENCH_DIR}results/profiles/${
+  server.replace(/\W/g, "_")
+}-${Date.now()}`;
+await Deno.mkdir(outDir, { recursive: true });
+
+const pin = (cpu: string, cmd: string[]): string[] =>
+  navigator.hardwareConcurrency >= 2 ? ["taskset", "-c", cpu, ...cmd] : cmd;
+
+const serverCmd = pin("0", [
+  Deno.execPath(),
+  "run",
+  "-A",
+  "--quiet",
+  "--unstable-net",
+  "--cpu-prof",
+  `--cpu-prof-dir=${outDir}`,
+  `${BENCH_DIR}servers/_exit_after.ts`,
+  String(seconds + 1.5),
+  `${BENCH_DIR}servers/${server}`,
+]);
+const child = new Deno.Command(serverCmd[0]!, {
+  args: serverCmd.slice(1),
+  stdout: "piped",
+  stderr: "inherit",
+}).spawn();
+const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+let text = "";
+while (!/LISTENING (\d+)/.test(text)) {
+  const { value, done } = await reader.read();
+  if (done) throw new Error(`${server} exited before listening`);
+  text += value;
+}
+const port = /LISTENING (\d+)/.exec(text)![1]!;
+const clientCmd = pin("1", [
+  `${BENCH_DIR}results/bin/echo_client`,
+  "echo",
+  port,
+  conns,
+  size,
+  String(seconds),
+  "0.5",
+]);
+const load = await new Deno.Command(clientCmd[0]!, {
+  args: clientCmd.slice(1),
+}).output();
+console.log(`load: ${new TextDecoder().decode(load.stdout).trim()}`);
+reader.cancel().catch(() => {});
+await child.status;
+
+interface Node {
+  id: number;
+  callFrame: {
+    functionName: string;
+    url: string;
+    lineNumber: number;
+    columnNumber: number;
+  };
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+}
+const file = [...Deno.readDirSync(outDir)].find((e) =>
+  e.name.endsWith(".cpuprofile")
+);
+if (!file) throw new Error(`no profile written in ${outDir}`);
+const profile: Profile = JSON.parse(
+  Deno.readTextFileSync(`${outDir}/${file.name}`),
+);
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const self = new Map<string, number>();
+let total = 0;
+for (let i = 0; i < profile.samples.length; i++) {
+  const node = byId.get(profile.samples[i]!)!;
+  const dt = profile.timeDeltas[i] ?? 0;
+  const f = node.callFrame;
+  const where = f.url
+    ? `${f.url.replace(/^.*\/(main|bench)\//, "")}:${f.lineNumber + 1}`
+    : "";
+  const key = `${f.functionName || "(anonymous)"} ${where}`.trim();
+  self.set(key, (self.get(key) ?? 0) + dt);
+  total += dt;
+}
+const idle = self.get("(idle)") ?? 0;
+console.log(
+  `profile: ${outDir}/${file.name}; ${(total / 1e6).toFixed(2)} s sampled, ${
+    ((1 - idle / total) * 100).toFixed(1)
+  }% busy`,
+);
+console.log("self time  share  function");
+for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+  console.log(
+    `${(us / 1000).toFixed(0).padStart(7)} ms ${
+      (us / total * 100).toFixed(1).padStart(5)
+    }%  ${key}`,
+  );
+}
