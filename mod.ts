@@ -75,6 +75,12 @@ export {
   type ReadPipe,
   type WritePipe,
 } from "./transports/pipes.ts";
+export {
+  subprocessExec,
+  type SubprocessOptions,
+  subprocessShell,
+  type SubprocessStdio,
+} from "./transports/subprocess.ts";
 export type { WriteBufferLimits } from "./transports/_flow_control.ts";
 export {
   type ClientConnectedCallback,
