@@ -98,6 +98,23 @@ export {
   type StreamReaderProtocolOptions,
   StreamWriter,
 } from "./protocols/streams.ts";
+export {
+  FramingError,
+  type FramingErrorOptions,
+  type LineHandler,
+  LineProtocol,
+  type LineProtocolOptions,
+} from "./protocols/lines.ts";
+export {
+  type LengthPrefixedHandler,
+  LengthPrefixedProtocol,
+  type LengthPrefixedProtocolOptions,
+} from "./protocols/length_prefixed.ts";
+export {
+  type ContentLengthHandler,
+  ContentLengthProtocol,
+  type ContentLengthProtocolOptions,
+} from "./protocols/content_length.ts";
 
 // ------------------------------------------------------------------ protocols
 

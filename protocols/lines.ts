@@ -1,0 +1,379 @@
+// Copyright 2026 the denio authors. MIT license.
+/**
+ * {@linkcode LineProtocol}: delimiter-framed messages (lines), Twisted's
+ * `LineReceiver` for denio, with a hard limit on the line length.
+ *
+ * @module
+ */
+
+import type { BufferedProtocol, Transport } from "../mod.ts";
+import {
+  checkBytes,
+  checkLimit,
+  type Decoder,
+  describeValue,
+  findDelimiter,
+  FramingCore,
+  FramingError,
+  type Scan,
+  toBytes,
+} from "./_framing.ts";
+
+export { FramingError, type FramingErrorOptions } from "./_framing.ts";
+
+/**
+ * What a {@linkcode LineProtocol} calls. Every callback is optional and gets
+ * the line protocol as its last argument (to send with, or reach the
+ * transport through).
+ */
+export interface LineHandler {
+  /** The connection is made. */
+  connectionMade?(lines: LineProtocol): void;
+  /**
+   * A whole line arrived, without its delimiter. `line` is a view into the
+   * receive buffer that is never overwritten: it is the handler's to keep
+   * (copy a small piece with `slice()` to keep it long without pinning the
+   * whole buffer).
+   */
+  lineReceived?(line: Uint8Array, lines: LineProtocol): void;
+  /** The `n` bytes asked for with {@linkcode LineProtocol.expectBytes} arrived. */
+  bytesReceived?(data: Uint8Array, lines: LineProtocol): void;
+  /**
+   * The peer shut down its write side, between two lines. Return `true` to
+   * keep our write side open. (EOF in the middle of a line is a
+   * {@linkcode FramingError} instead.)
+   */
+  eofReceived?(lines: LineProtocol): boolean | void;
+  /**
+   * The connection is gone: `null` for a clean close, a
+   * {@linkcode FramingError} when the peer broke the framing, or the
+   * transport's error. Called exactly once.
+   */
+  connectionLost?(error: Error | null, lines: LineProtocol): void;
+  /** The transport's write buffer went over its high watermark. */
+  pauseWriting?(lines: LineProtocol): void;
+  /** The transport's write buffer drained to its low watermark. */
+  resumeWriting?(lines: LineProtocol): void;
+}
+
+/** Options of the {@linkcode LineProtocol} constructor. */
+export interface LineProtocolOptions {
+  /** The bytes that end a line; a string is UTF-8 encoded. @default {"\n"} */
+  delimiter?: Uint8Array | string;
+  /**
+   * The longest line accepted, in bytes without the delimiter. A longer line
+   * closes the transport and `connectionLost` gets a
+   * {@linkcode FramingError}; at most about this many bytes are buffered.
+   * @default {65536}
+   */
+  maxLineLength?: number;
+}
+
+const ACTION = "create line protocol";
+
+class LineDecoder implements Decoder {
+  readonly delimiter: Uint8Array;
+  readonly max: number;
+  /** Bytes asked for with expectBytes(), or -1 in line mode. */
+  raw = -1;
+  /** Whether the last message found was raw bytes. */
+  lastRaw = false;
+  #scanFrom = 0;
+
+  constructor(delimiter: Uint8Array, max: number) {
+    this.delimiter = delimiter;
+    this.max = max;
+  }
+
+  decode(pending: Uint8Array, scan: Scan): boolean {
+    const raw = this.raw;
+    if (raw >= 0) {
+      if (pending.length < raw) {
+        scan.need = raw;
+        return false;
+      }
+      scan.start = 0;
+      scan.end = scan.next = raw;
+      this.raw = -1;
+      this.lastRaw = true;
+      return true;
+    }
+    const found = findDelimiter(pending, this.delimiter, this.#scanFrom);
+    if (found < 0) {
+      // The line is at least as long as where the delimiter may still start.
+      this.#scanFrom = -found - 1;
+      if (this.#scanFrom > this.max) throw this.#tooLong();
+      scan.need = 0;
+      return false;
+    }
+    if (found > this.max) throw this.#tooLong();
+    this.#scanFrom = 0;
+    scan.start = 0;
+    scan.end = found;
+    scan.next = found + this.delimiter.length;
+    this.lastRaw = false;
+    return true;
+  }
+
+  incomplete(pending: Uint8Array): FramingError {
+    const what = this.raw >= 0
+      ? `bytes as the connection ended before all ${this.raw} arrived`
+      : "line as the connection ended in the middle of it";
+    return new FramingError(
+      `Cannot receive ${what}: current value is ${pending.length} bytes`,
+      { partial: pending },
+    );
+  }
+
+  #tooLong(): FramingError {
+    return new FramingError(
+      `Cannot receive line as it is longer than maxLineLength (${this.max} bytes): current value is at least ${
+        this.max + 1
+      } bytes`,
+    );
+  }
+}
+
+/**
+ * A protocol that splits the byte stream into lines ending with a delimiter
+ * (`"\n"` by default, any bytes allowed) and hands each to
+ * `handler.lineReceived`, without the delimiter; {@linkcode sendLine} writes
+ * one. Twisted's `LineReceiver` is the model, including a raw mode
+ * ({@linkcode expectBytes}) for length-prefixed payloads inside a line
+ * protocol (Redis, memcached).
+ *
+ * It is a {@linkcode BufferedProtocol}: the transport reads straight into
+ * its receive buffer, and each line is a view of that buffer (no copy). A
+ * line longer than `maxLineLength` is never buffered: the transport is
+ * closed and `connectionLost` gets a {@linkcode FramingError}. The same
+ * happens when the connection ends in the middle of a line (the error's
+ * `partial` holds it). `eofReceived` is only called between lines.
+ *
+ * Once the transport is closing (for instance a handler called `close()`),
+ * no further line is delivered, as Twisted does.
+ *
+ * @example A line echo server and a client
+ * ```ts
+ * import { createConnection, createServer, LineProtocol } from "@denio/protocols";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = await createServer(() =>
+ *   new LineProtocol({
+ *     lineReceived(line, lines) {
+ *       lines.sendLine(new TextDecoder().decode(line).toUpperCase());
+ *     },
+ *   }), { hostname: "127.0.0.1", port: 0 });
+ * const { port } = server.addrs[0] as Deno.NetAddr;
+ *
+ * const got: string[] = [];
+ * const lost = Promise.withResolvers<Error | null>();
+ * await createConnection(() =>
+ *   new LineProtocol({
+ *     connectionMade(lines) {
+ *       lines.sendLine("hello");
+ *       lines.sendLine("world");
+ *     },
+ *     lineReceived(line, lines) {
+ *       got.push(new TextDecoder().decode(line));
+ *       if (got.length === 2) lines.transport!.close();
+ *     },
+ *     connectionLost: lost.resolve,
+ *   }), { port });
+ * assertEquals(await lost.promise, null);
+ * assertEquals(got, ["HELLO", "WORLD"]);
+ * ```
+ */
+export class LineProtocol implements BufferedProtocol {
+  #core: FramingCore<LineProtocol>;
+  #decoder: LineDecoder;
+  #handler: LineHandler;
+
+  /**
+   * Makes a line protocol that calls `handler`.
+   *
+   * @param handler The callbacks, e.g. `{ lineReceived(line, lines) {…} }`.
+   * @param options The delimiter and the maximum line length.
+   * @throws {TypeError} If `handler` is not an object or an option has the wrong type.
+   * @throws {RangeError} If the delimiter is empty or `maxLineLength` is not a positive integer.
+   */
+  constructor(handler: LineHandler = {}, options: LineProtocolOptions = {}) {
+    if (handler === null || typeof handler !== "object") {
+      throw new TypeError(
+        `Cannot ${ACTION} as handler is not an object: current value is ${
+          describeValue(handler)
+        }`,
+      );
+    }
+    const delimiter = options.delimiter === undefined
+      ? new Uint8Array([0x0a])
+      : toBytes(options.delimiter, ACTION).slice();
+    if (delimiter.length === 0) {
+      throw new RangeError(
+        `Cannot ${ACTION} as delimiter is empty: current value is 0 bytes`,
+      );
+    }
+    const max = options.maxLineLength === undefined
+      ? 65536
+      : checkLimit(options.maxLineLength, "maxLineLength", ACTION);
+    this.#handler = handler;
+    this.#decoder = new LineDecoder(delimiter, max);
+    this.#core = new FramingCore(this, handler, this.#decoder, (message) => {
+      if (this.#decoder.lastRaw) {
+        this.#handler.bytesReceived?.(message, this);
+      } else {
+        this.#handler.lineReceived?.(message, this);
+      }
+    });
+  }
+
+  /** The transport, once `connectionMade` was called; `null` before. */
+  get transport(): Transport | null {
+    return this.#core.transport;
+  }
+
+  /** The delimiter (a copy). */
+  get delimiter(): Uint8Array {
+    return this.#decoder.delimiter.slice();
+  }
+
+  /** The maximum line length in bytes. */
+  get maxLineLength(): number {
+    return this.#decoder.max;
+  }
+
+  /**
+   * Writes `line` followed by the delimiter (a string is UTF-8 encoded).
+   * `line` should not contain the delimiter: the peer would see two lines.
+   * After the connection is lost the line is dropped, as the transport drops
+   * writes.
+   *
+   * @param line The line, without delimiter.
+   * @throws {TypeError} If `line` is not a Uint8Array or string.
+   * @throws {Error} If the protocol is not connected yet, or `writeEof()` was called.
+   */
+  sendLine(line: Uint8Array | string): void {
+    const bytes = toBytes(line, "send line");
+    this.#core.send([bytes, this.#decoder.delimiter], "send line");
+  }
+
+  /**
+   * Switches to raw mode for one message: the next `n` bytes, delimiters
+   * included, go to `handler.bytesReceived` as one view, then line mode
+   * resumes (Twisted's `setRawMode` with a byte count). Call it from
+   * `lineReceived` for a payload whose length the line announced. `n` is
+   * not checked against `maxLineLength`: check it against your own limit
+   * first, since up to `n` bytes are buffered.
+   *
+   * @param n How many bytes make the next message (0 delivers an empty one).
+   * @throws {TypeError} If `n` is not a number.
+   * @throws {RangeError} If `n` is not a non-negative safe integer.
+   */
+  expectBytes(n: number): void {
+    if (typeof n !== "number") {
+      throw new TypeError(
+        `Cannot expect bytes as n is not a number: current value is ${
+          describeValue(n)
+        }`,
+      );
+    }
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new RangeError(
+        `Cannot expect bytes as n is not a non-negative integer: current value is ${n}`,
+      );
+    }
+    this.#decoder.raw = n;
+  }
+
+  /**
+   * Stops delivering lines, including those already received, and pauses the
+   * transport's reading, until {@linkcode resumeReading}. Use these rather
+   * than the transport's own, which cannot hold lines already in the buffer.
+   */
+  pauseReading(): void {
+    this.#core.pauseReading();
+  }
+
+  /** Delivers the held lines from a queued microtask, then resumes the transport. */
+  resumeReading(): void {
+    this.#core.resumeReading();
+  }
+
+  /**
+   * Parses `data` as if the transport had read it (one copy into the receive
+   * buffer, as asyncio's `_feed_data_to_buffered_proto`). For bytes that come
+   * some other way, e.g. a subprocess protocol's `pipeDataReceived`. Without
+   * a transport, a {@linkcode FramingError} is thrown to the caller instead of
+   * closing the transport; after it (or after `connectionLost`) input is ignored.
+   *
+   * @param data The bytes.
+   * @throws {TypeError} If `data` is not a Uint8Array.
+   * @throws {FramingError} If the bytes break the framing and there is no transport.
+   */
+  feed(data: Uint8Array): void {
+    this.#core.feed(checkBytes(data, "feed data"));
+  }
+
+  /** Bytes received and not yet delivered: an incomplete line, or lines held while paused. */
+  get pendingSize(): number {
+    return this.#core.pendingSize;
+  }
+
+  /**
+   * Transport callback: stores the transport and calls `handler.connectionMade`.
+   *
+   * @param transport The transport.
+   */
+  connectionMade(transport: Transport): void {
+    this.#core.connectionMade(transport);
+  }
+
+  /**
+   * Transport callback: the buffer the next read lands in.
+   *
+   * @param sizeHint The size the transport would read.
+   * @returns A non-empty view at the end of the receive buffer.
+   */
+  getBuffer(sizeHint: number): Uint8Array {
+    return this.#core.getBuffer(sizeHint);
+  }
+
+  /**
+   * Transport callback: `nbytes` arrived; complete lines are delivered.
+   *
+   * @param nbytes The count read into the last buffer.
+   */
+  bufferUpdated(nbytes: number): void {
+    this.#core.bufferUpdated(nbytes);
+  }
+
+  /**
+   * Transport callback: EOF. Between lines it calls `handler.eofReceived`;
+   * in the middle of one it closes with a {@linkcode FramingError}.
+   *
+   * @returns What `handler.eofReceived` returned.
+   */
+  eofReceived(): boolean | void {
+    return this.#core.eofReceived();
+  }
+
+  /**
+   * Transport callback: calls `handler.connectionLost` with the
+   * {@linkcode FramingError} that closed the connection, if one did, else
+   * with `error`.
+   *
+   * @param error The transport's error, or `null`.
+   */
+  connectionLost(error: Error | null): void {
+    this.#core.connectionLost(error);
+  }
+
+  /** Transport callback: forwards to `handler.pauseWriting`. */
+  pauseWriting(): void {
+    this.#core.pauseWriting();
+  }
+
+  /** Transport callback: forwards to `handler.resumeWriting`. */
+  resumeWriting(): void {
+    this.#core.resumeWriting();
+  }
+}
