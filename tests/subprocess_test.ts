@@ -565,3 +565,16 @@ Deno.test("SubprocessTransport.setProtocol() redirects the callbacks", async () 
   assertEquals(first.events, ["connectionMade"]);
   assertEquals(second.text(1), "to second");
 });
+
+Deno.test("subprocessExec() signal option: aborting sends the child SIGTERM", async () => {
+  const controller = new AbortController();
+  const [transport, protocol] = await subprocessExec(
+    () => new SubprocessRecorder(),
+    "sleep",
+    { args: ["30"], signal: controller.signal },
+  );
+  controller.abort();
+  assertEquals(await within(protocol.lost.promise, "connectionLost"), null);
+  assertEquals(transport.getReturncode(), -15);
+  assertLifecycle(protocol, [0, 1, 2]);
+});
