@@ -21,7 +21,7 @@ interface PendingWrite {
 
 interface PendingRead {
   buffer: Uint8Array | null; // null: take() wants the whole chunk
-  resolve: (value: number | Uint8Array | null) => void;
+  resolve: (value: number | Uint8Array | null | undefined) => void;
   reject: (error: Error) => void;
 }
 
@@ -76,9 +76,17 @@ export class MemoryChannel {
     return this.#read(buffer) as Promise<number | null>;
   }
 
-  /** Takes the next whole chunk; `null` at EOF. */
-  take(): Promise<Uint8Array | null> {
-    return this.#read(null) as Promise<Uint8Array | null>;
+  /** Takes the next whole chunk; `null` at EOF, `undefined` if cancelled. */
+  take(): Promise<Uint8Array | null | undefined> {
+    return this.#read(null) as Promise<Uint8Array | null | undefined>;
+  }
+
+  /** Ends a pending take() with `undefined`, taking nothing. */
+  cancelTake(): void {
+    const reader = this.#reader;
+    if (reader === null || reader.buffer !== null) return;
+    this.#reader = null;
+    reader.resolve(undefined);
   }
 
   /** The writer's shutdown: EOF after the queued data. Idempotent. */
@@ -137,7 +145,9 @@ export class MemoryChannel {
     return n;
   }
 
-  #read(buffer: Uint8Array | null): Promise<number | Uint8Array | null> {
+  #read(
+    buffer: Uint8Array | null,
+  ): Promise<number | Uint8Array | null | undefined> {
     if (this.#reader !== null) {
       return Promise.reject(
         new Deno.errors.Busy("A read is already pending on this connection"),

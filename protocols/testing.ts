@@ -333,10 +333,10 @@ export class MemoryPeer {
   /**
    * Stops reading what the transport writes (a slow consumer): the socket
    * buffer fills to `capacity`, then the transport's own buffer grows.
-   * At most one chunk already being read is still taken.
    */
   pauseReading(): void {
     this.#readPaused = true;
+    this.#outgoing.cancelTake();
   }
 
   /** Reads again what the transport writes. */
@@ -395,12 +395,13 @@ export class MemoryPeer {
       while (this.#readPaused) {
         await new Promise<void>((resolve) => this.#wake = resolve);
       }
-      let chunk: Uint8Array | null;
+      let chunk: Uint8Array | null | undefined;
       try {
         chunk = await this.#outgoing.take();
       } catch {
         return; // Reset.
       }
+      if (chunk === undefined) continue; // Cancelled by pauseReading().
       if (chunk === null) {
         this.#eof = true;
         return;
