@@ -112,6 +112,8 @@ type CoreState = "active" | "failed" | "lost";
 
 /** The smallest slab worth allocating. */
 const SLAB_SIZE = 64 * 1024;
+/** The most allocated ahead of arrived bytes for a message of known size. */
+const EAGER_LIMIT = 1024 * 1024;
 /** The smallest read worth asking for. */
 const MIN_READ = 1024;
 const EMPTY = new Uint8Array(0);
@@ -232,9 +234,13 @@ export class FramingCore<F extends object> {
     if (free >= hint || (missing > 0 && free >= missing)) {
       return slab.subarray(this.#end);
     }
-    // A new slab: room for the whole message when its size is known; else
-    // double, so a long line arriving in small pieces is copied O(n) times.
-    let size = pending + Math.max(hint, missing);
+    // A new slab: room for the rest of the message when its size is known,
+    // but never more than double what has arrived (or EAGER_LIMIT) at once,
+    // so a header announcing a huge message costs nothing until its bytes
+    // come; with the size unknown, double. Either way a long message that
+    // arrives in small pieces is copied O(n) times in all.
+    const eager = Math.min(missing, Math.max(pending, EAGER_LIMIT));
+    let size = pending + Math.max(hint, eager);
     if (need === 0) size = Math.max(size, 2 * pending + hint);
     const next = new Uint8Array(Math.max(size, SLAB_SIZE));
     next.set(slab.subarray(this.#start, this.#end));
