@@ -81,6 +81,11 @@ export {
   subprocessShell,
   type SubprocessStdio,
 } from "./transports/subprocess.ts";
+export {
+  createDatagramEndpoint,
+  type DatagramAddress,
+  type DatagramOptions,
+} from "./transports/datagram.ts";
 export type { WriteBufferLimits } from "./transports/_flow_control.ts";
 export {
   type ClientConnectedCallback,
