@@ -525,6 +525,29 @@ Deno.test("pauseWriting() fires only when the buffer goes strictly over high, re
   ]);
 });
 
+Deno.test("resumeWriting() fires as the buffer drains to exactly low, not later", async () => {
+  const sizes: number[] = [];
+  const protocol: RecordingProtocol = new RecordingProtocol({
+    onEvent(name) {
+      if (name.endsWith("Writing")) {
+        sizes.push(protocol.transport!.getWriteBufferSize());
+      }
+    },
+  });
+  await using pair = await rawPair(protocol);
+  // The "socket" extra is the very Deno.Conn the transport writes to: make
+  // each OS write take at most 100 bytes, so the buffer drains in steps of
+  // 100 (1050, 950, ..., 250) and passes through exactly `low`.
+  const socket = pair.transport.getExtraInfo("socket") as Deno.Conn;
+  const write = socket.write.bind(socket);
+  socket.write = (data: Uint8Array) => write(data.subarray(0, 100));
+  pair.transport.setWriteBufferLimits({ high: 1000, low: 250 });
+  pair.transport.write(pattern(1050));
+  await readExactly(pair.peer, 1050);
+  await waitUntil(() => protocol.count("resumeWriting") === 1, "resumeWriting");
+  assertEquals(sizes, [1050, 250]);
+});
+
 Deno.test("A single write() of high + 1 bytes calls pauseWriting() once, inside that write()", async () => {
   const protocol = new RecordingProtocol();
   await using pair = await rawPair(protocol);
