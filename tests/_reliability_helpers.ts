@@ -5,6 +5,7 @@
 // contexts, a flow-controlled echo protocol and a one-shot echo check.
 
 import {
+  type ConnectOptions,
   createConnection,
   type ExceptionContext,
   type Protocol,
@@ -292,29 +293,35 @@ export class TrackedEcho implements Protocol {
 }
 
 /**
- * Connects to `port`, sends `message`, half-closes, and resolves to what
- * came back and the connectionLost error (bounded by `timeoutMs`).
+ * Connects to `target` (a TCP port on 127.0.0.1, or connect options), sends
+ * `message`, half-closes, and resolves to what came back and the
+ * connectionLost error (bounded by `timeoutMs`).
  */
 export async function echoOnce(
-  port: number,
+  target: number | ConnectOptions,
   message = "ping",
   timeoutMs = 10_000,
 ): Promise<{ text: string; error: Error | null }> {
   const lost = Promise.withResolvers<Error | null>();
   const chunks: Uint8Array[] = [];
-  const [transport] = await createConnection(() => ({
-    dataReceived(data: Uint8Array) {
-      chunks.push(data.slice());
-    },
-    connectionLost: lost.resolve,
-  }), { hostname: "127.0.0.1", port });
+  const [transport] = await createConnection(
+    () => ({
+      dataReceived(data: Uint8Array) {
+        chunks.push(data.slice());
+      },
+      connectionLost: lost.resolve,
+    }),
+    typeof target === "number"
+      ? { hostname: "127.0.0.1", port: target }
+      : target,
+  );
   transport.write(new TextEncoder().encode(message));
   transport.writeEof();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       transport.abort();
-      reject(new Error(`echoOnce(${port}) timed out after ${timeoutMs} ms`));
+      reject(new Error(`echoOnce() timed out after ${timeoutMs} ms`));
     }, timeoutMs);
   });
   try {
@@ -372,4 +379,103 @@ export function envInt(name: string, fallback: number): number {
   } catch {
     return fallback;
   }
+}
+
+/** Resolves or rejects as `promise` does, or rejects after `ms` naming `what`. */
+export async function within<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Optional behaviour of a {@linkcode Recording} protocol. */
+export interface RecordingHooks {
+  connectionMade?(transport: Transport): void;
+  dataReceived?(data: Uint8Array): void;
+  eofReceived?(): boolean | void;
+  pauseWriting?(): void;
+  resumeWriting?(): void;
+  connectionLost?(error: Error | null): void;
+}
+
+/**
+ * A protocol that logs each callback by name (runs of dataReceived collapse
+ * into one entry; `bytes` counts them), then runs the matching hook.
+ */
+export class Recording implements Protocol {
+  readonly events: string[] = [];
+  readonly lost = Promise.withResolvers<Error | null>();
+  readonly chunks: Uint8Array[] = [];
+  transport: Transport | undefined;
+  bytes = 0;
+  lostCalls = 0;
+  #hooks: RecordingHooks;
+  #keep: boolean;
+
+  constructor(hooks: RecordingHooks = {}, keepData = false) {
+    this.#hooks = hooks;
+    this.#keep = keepData;
+  }
+
+  #log(name: string): void {
+    if (name === "dataReceived" && this.events.at(-1) === name) return;
+    this.events.push(name);
+  }
+
+  connectionMade(transport: Transport): void {
+    this.transport = transport;
+    this.#log("connectionMade");
+    this.#hooks.connectionMade?.call(this, transport);
+  }
+
+  dataReceived(data: Uint8Array): void {
+    this.#log("dataReceived");
+    this.bytes += data.length;
+    if (this.#keep) this.chunks.push(data.slice());
+    this.#hooks.dataReceived?.call(this, data);
+  }
+
+  eofReceived(): boolean | void {
+    this.#log("eofReceived");
+    return this.#hooks.eofReceived?.call(this);
+  }
+
+  pauseWriting(): void {
+    this.#log("pauseWriting");
+    this.#hooks.pauseWriting?.call(this);
+  }
+
+  resumeWriting(): void {
+    this.#log("resumeWriting");
+    this.#hooks.resumeWriting?.call(this);
+  }
+
+  connectionLost(error: Error | null): void {
+    this.#log("connectionLost");
+    this.lostCalls++;
+    this.lost.resolve(error);
+    this.#hooks.connectionLost?.call(this, error);
+  }
+}
+
+/** A short name of a connectionLost error for messages: its class, or "null". */
+export function errorName(error: unknown): string {
+  if (error === null) return "null";
+  if (error instanceof Error) {
+    return `${error.constructor.name}: ${error.message}`;
+  }
+  return String(error);
 }

@@ -1,0 +1,588 @@
+// Copyright 2026 the denio authors. MIT license.
+// Peers that misbehave: resets in the middle of a write, half-close then
+// reset, vanishing while reads are paused, connect-and-close at once,
+// stalling, and a server closed with clients attached. After each fault the
+// server keeps serving (a bystander connection and a fresh connection both
+// still echo), the faulty transport ends with exactly one connectionLost
+// naming the cause, and nothing becomes an unhandled rejection.
+
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import {
+  type ConnectOptions,
+  createConnection,
+  createServer,
+  type ExceptionContext,
+  type Protocol,
+  type Server,
+  type Transport,
+} from "../mod.ts";
+import {
+  concat,
+  echoOnce,
+  type EchoStats,
+  errorName,
+  newEchoStats,
+  recordContexts,
+  Recording,
+  type RecordingHooks,
+  sleep,
+  TrackedEcho,
+  trapUnhandled,
+  waitFor,
+  within,
+} from "./_reliability_helpers.ts";
+
+const BIG = 16 * 1024 * 1024;
+const BOUND = 15_000;
+
+/** Errors that mean "the peer went away" (asyncio's ConnectionResetError family). */
+function isPeerGoneError(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionAborted;
+}
+
+/** A server to inject faults into, with a bystander connection. */
+interface FaultBed extends AsyncDisposable {
+  server: Server;
+  /** Where a client connects. */
+  target: ConnectOptions;
+  /** Raw connection to the server (for peers that misbehave). */
+  connectRaw(): Promise<Deno.Conn>;
+  /** The echo connections' lifecycle counts. */
+  stats: EchoStats;
+  /** Exception-handler contexts seen so far. */
+  contexts: ExceptionContext[];
+  /** The next accepted connection gets `protocol` instead of an echo. */
+  nextProtocol(protocol: Protocol): void;
+  /** The bystander still echoes, and so does a fresh connection. */
+  assertStillServing(): Promise<void>;
+}
+
+let bedCount = 0;
+
+async function faultBed(kind: "tcp" | "unix" = "tcp"): Promise<FaultBed> {
+  const unhandled = trapUnhandled();
+  const recorder = recordContexts();
+  const stats = newEchoStats();
+  const pending: Protocol[] = [];
+  const dir = kind === "unix" ? Deno.makeTempDirSync() : "";
+  const path = `${dir}/bed${bedCount++}.sock`;
+  const server = await createServer(
+    () => pending.shift() ?? new TrackedEcho(stats),
+    kind === "unix"
+      ? { transport: "unix", path }
+      : { hostname: "127.0.0.1", port: 0 },
+  );
+  const target: ConnectOptions = kind === "unix"
+    ? { transport: "unix", path }
+    : { hostname: "127.0.0.1", port: (server.addrs[0] as Deno.NetAddr).port };
+  const bystander = new Recording({}, true);
+  await createConnection(() => bystander, target);
+  let round = 0;
+  return {
+    server,
+    target,
+    stats,
+    contexts: recorder.contexts,
+    connectRaw() {
+      return kind === "unix"
+        ? Deno.connect({ transport: "unix", path })
+        : Deno.connect({ hostname: "127.0.0.1", port: target.port! });
+    },
+    nextProtocol(protocol) {
+      pending.push(protocol);
+    },
+    async assertStillServing() {
+      const message = `still here ${round++};`;
+      const before = bystander.bytes;
+      bystander.transport!.write(new TextEncoder().encode(message));
+      await waitFor(
+        () => bystander.bytes >= before + message.length,
+        "the bystander's echo",
+        BOUND,
+      );
+      const text = new TextDecoder().decode(concat(bystander.chunks));
+      assert(text.endsWith(message), `bystander got ${JSON.stringify(text)}`);
+      const fresh = await echoOnce(target, `fresh ${round}`, BOUND);
+      assertEquals(fresh, { text: `fresh ${round}`, error: null });
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        bystander.transport?.close();
+        await within(bystander.lost.promise, BOUND, "the bystander to close");
+        server.close();
+        server.abortClients();
+        await within(server.waitClosed(), BOUND, "the server to close");
+        assertEquals(bystander.lostCalls, 1);
+        assertEquals(stats.doubleLost, 0, "echo connectionLost called twice");
+        assertEquals(stats.afterLost, 0, "echo callbacks after connectionLost");
+        assertEquals(unhandled.seen, [], "unhandled rejections or errors");
+      } finally {
+        unhandled[Symbol.dispose]();
+        recorder[Symbol.dispose]();
+        if (dir) Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  };
+}
+
+/** Writes `total` bytes through flow control; `onPause` runs at each pause. */
+function firehose(
+  total: number,
+  onPause?: (transport: Transport) => void,
+): RecordingHooks & { start(transport: Transport): void } {
+  const chunk = new Uint8Array(64 * 1024).fill(0x61);
+  let transport: Transport | undefined;
+  let sent = 0;
+  let paused = false;
+  function pump(): void {
+    while (!paused && sent < total && !transport!.isClosing()) {
+      transport!.write(chunk);
+      sent += chunk.length;
+    }
+  }
+  return {
+    start(t: Transport) {
+      transport = t;
+      pump();
+    },
+    connectionMade(t: Transport) {
+      transport = t;
+      pump();
+    },
+    pauseWriting() {
+      paused = true;
+      onPause?.(transport!);
+    },
+    resumeWriting() {
+      paused = false;
+      pump();
+    },
+  };
+}
+
+/**
+ * Asserts `connectionMade (pauseWriting resumeWriting)* pauseWriting?
+ * connectionLost`: nothing read, flow control crossings alternating.
+ */
+function assertFlowOnly(events: string[]): void {
+  assertEquals(events[0], "connectionMade", events.join(" "));
+  assertEquals(events.at(-1), "connectionLost", events.join(" "));
+  const middle = events.slice(1, -1);
+  assert(middle.length >= 1, `flow control never engaged: ${events.join(" ")}`);
+  middle.forEach((name, i) =>
+    assertEquals(
+      name,
+      i % 2 === 0 ? "pauseWriting" : "resumeWriting",
+      events.join(" "),
+    )
+  );
+}
+
+/** Reads until `n` bytes arrived (or EOF). */
+async function readAtLeast(conn: Deno.Conn, n: number): Promise<number> {
+  const buffer = new Uint8Array(64 * 1024);
+  let got = 0;
+  while (got < n) {
+    const r = await conn.read(buffer);
+    if (r === null) break;
+    got += r;
+  }
+  return got;
+}
+
+/** Asserts a faulty transport ended with one connectionLost(peer-gone error) and no context. */
+async function assertLostToPeer(bed: FaultBed, recording: Recording) {
+  const error = await within(recording.lost.promise, BOUND, "connectionLost");
+  assert(
+    isPeerGoneError(error),
+    `connectionLost got ${
+      errorName(error)
+    }, expected ConnectionReset or BrokenPipe`,
+  );
+  assertEquals(recording.lostCalls, 1);
+  assertEquals(recording.events.at(-1), "connectionLost");
+  assertEquals(recording.events[0], "connectionMade");
+  // asyncio reports a vanished peer to connectionLost only (debug log).
+  assertEquals(bed.contexts, []);
+}
+
+for (const kind of ["tcp", "unix"] as const) {
+  Deno.test(
+    `StreamTransport (${kind}) ends with connectionLost(ConnectionReset or BrokenPipe) when the peer resets in the middle of a write, and the server keeps serving`,
+    async () => {
+      await using bed = await faultBed(kind);
+      const recording = new Recording(firehose(BIG));
+      bed.nextProtocol(recording);
+      const conn = await bed.connectRaw();
+      // The peer reads a little of the write, then closes with unread data:
+      // the kernel answers the rest with a reset.
+      assert(await readAtLeast(conn, 1) > 0);
+      conn.close();
+      await assertLostToPeer(bed, recording);
+      assert(recording.events.includes("pauseWriting"));
+      assertEquals(recording.transport!.getWriteBufferSize(), 0);
+      await bed.assertStillServing();
+    },
+  );
+}
+
+Deno.test(
+  "StreamTransport ends with connectionLost(peer-gone error) when the peer half-closes and then resets during our reply",
+  async () => {
+    await using bed = await faultBed();
+    const hose = firehose(BIG);
+    const recording = new Recording({
+      pauseWriting: hose.pauseWriting!,
+      resumeWriting: hose.resumeWriting!,
+      eofReceived(this: Recording) {
+        // Keep the write side open and answer with a lot of data.
+        hose.start(this.transport!);
+        return true;
+      },
+    });
+    bed.nextProtocol(recording);
+    const conn = await bed.connectRaw();
+    await conn.write(new TextEncoder().encode("request"));
+    await conn.closeWrite();
+    assert(await readAtLeast(conn, 128 * 1024) > 0);
+    conn.close();
+    await assertLostToPeer(bed, recording);
+    assertEquals(recording.events.slice(0, 4), [
+      "connectionMade",
+      "dataReceived",
+      "eofReceived",
+      "pauseWriting",
+    ]);
+    assertEquals(recording.bytes, "request".length);
+    await bed.assertStillServing();
+  },
+);
+
+Deno.test(
+  "StreamTransport paused with pauseReading() still ends with connectionLost(peer-gone error) when the peer vanishes during a write",
+  async () => {
+    await using bed = await faultBed();
+    const hose = firehose(BIG);
+    const recording = new Recording({
+      ...hose,
+      connectionMade(transport: Transport) {
+        transport.pauseReading();
+        hose.start(transport);
+      },
+    });
+    bed.nextProtocol(recording);
+    const conn = await bed.connectRaw();
+    await conn.write(new Uint8Array(1000));
+    assert(await readAtLeast(conn, 1) > 0);
+    conn.close();
+    await assertLostToPeer(bed, recording);
+    // Reading stayed paused: nothing was delivered, not even EOF.
+    assertFlowOnly(recording.events);
+    await bed.assertStillServing();
+  },
+);
+
+Deno.test(
+  "StreamTransport paused with pauseReading() holds the data and EOF of a vanished peer until resumeReading(), then closes cleanly",
+  async () => {
+    await using bed = await faultBed();
+    const recording = new Recording({
+      connectionMade(transport: Transport) {
+        transport.write(new Uint8Array(100));
+        transport.pauseReading();
+      },
+    });
+    bed.nextProtocol(recording);
+    const conn = await bed.connectRaw();
+    await conn.write(new Uint8Array(10));
+    // The peer closes without reading our 100 bytes (a reset on Linux).
+    await sleep(20);
+    conn.close();
+    await bed.assertStillServing();
+    assertEquals(recording.events, ["connectionMade"]);
+    recording.transport!.resumeReading();
+    const error = await within(recording.lost.promise, BOUND, "connectionLost");
+    // Linux delivers the bytes that arrived before the reset, then EOF.
+    assert(
+      error === null || isPeerGoneError(error),
+      `connectionLost got ${errorName(error)}`,
+    );
+    assertEquals(recording.lostCalls, 1);
+    assertEquals(recording.events[0], "connectionMade");
+    assertEquals(recording.events.at(-1), "connectionLost");
+    assert(recording.bytes <= 10);
+    assertEquals(bed.contexts, []);
+  },
+);
+
+Deno.test(
+  "StreamTransport.close() while reading is paused ends with connectionLost(null) after the peer vanished",
+  async () => {
+    await using bed = await faultBed();
+    const recording = new Recording({
+      connectionMade(transport: Transport) {
+        transport.pauseReading();
+      },
+    });
+    bed.nextProtocol(recording);
+    const conn = await bed.connectRaw();
+    await conn.write(new Uint8Array(10));
+    conn.close();
+    await waitFor(() => recording.transport !== undefined, "connectionMade");
+    await sleep(20);
+    recording.transport!.close();
+    assertEquals(
+      await within(recording.lost.promise, BOUND, "connectionLost"),
+      null,
+    );
+    assertEquals(recording.events, ["connectionMade", "connectionLost"]);
+    assertEquals(bed.contexts, []);
+    await bed.assertStillServing();
+  },
+);
+
+const CHURN = 60;
+
+Deno.test(
+  `createServer() gives connectionMade and one connectionLost(null) to ${CHURN} peers each of which connects and closes at once`,
+  async () => {
+    await using bed = await faultBed();
+    const made = bed.stats.made;
+    const lost = bed.stats.lost;
+    for (let i = 0; i < CHURN; i++) {
+      const conn = await bed.connectRaw();
+      conn.close();
+    }
+    await waitFor(
+      () => bed.stats.lost === lost + CHURN && bed.stats.made === made + CHURN,
+      "every churned connection to be lost",
+      BOUND,
+    );
+    assertEquals(bed.stats.errors.slice(-CHURN), Array(CHURN).fill(null));
+    assertEquals(bed.contexts, []);
+    await bed.assertStillServing();
+  },
+);
+
+for (const how of ["close", "abort"] as const) {
+  Deno.test(
+    `createConnection() then Transport.${how}() at once, ${CHURN} times: each side gets exactly one connectionLost(null)`,
+    async () => {
+      await using bed = await faultBed();
+      const base = bed.stats.lost;
+      const clients: Recording[] = [];
+      for (let i = 0; i < CHURN; i++) {
+        const [transport, client] = await createConnection(
+          () => new Recording(),
+          bed.target,
+        );
+        transport.write(new Uint8Array(100));
+        transport[how]();
+        clients.push(client);
+      }
+      const errors = await within(
+        Promise.all(clients.map((c) => c.lost.promise)),
+        BOUND,
+        "every client's connectionLost",
+      );
+      assertEquals(errors, Array(CHURN).fill(null));
+      await waitFor(
+        () => bed.stats.lost === base + CHURN,
+        "every server transport to be lost",
+        BOUND,
+      );
+      for (const client of clients) assertEquals(client.lostCalls, 1);
+      // A close() flushes first; abort() drops the 100 bytes.
+      const errorsOnServer = bed.stats.errors.slice(-CHURN);
+      assert(
+        errorsOnServer.every((e) => e === null || isPeerGoneError(e)),
+        `server side: ${errorsOnServer.map(errorName).join(", ")}`,
+      );
+      assertEquals(bed.contexts, []);
+      await bed.assertStillServing();
+    },
+  );
+}
+
+Deno.test(
+  "createConnection() with a signal aborted at once rejects or resolves, and leaks nothing",
+  async () => {
+    await using bed = await faultBed();
+    let rejected = 0;
+    for (let i = 0; i < 20; i++) {
+      const controller = new AbortController();
+      const attempt = createConnection(() => new Recording(), {
+        ...bed.target,
+        signal: controller.signal,
+      });
+      controller.abort();
+      try {
+        const [transport] = await attempt;
+        transport.abort();
+      } catch (error) {
+        rejected++;
+        assert(
+          error instanceof DOMException || error instanceof Error,
+          `rejected with ${String(error)}`,
+        );
+      }
+    }
+    console.log(`${rejected} of 20 aborted connects rejected`);
+    assertEquals(bed.contexts, []);
+    await bed.assertStillServing();
+  },
+);
+
+Deno.test(
+  "StreamTransport stalled by a peer that never reads: flow control pauses the writer, then abort() ends it with connectionLost(null)",
+  async () => {
+    await using bed = await faultBed();
+    let maxBuffer = 0;
+    let stallTimer: ReturnType<typeof setTimeout> | undefined;
+    // Write without end; once paused for 100 ms straight, give up on the peer.
+    const hose = firehose(Infinity, (transport) => {
+      maxBuffer = Math.max(maxBuffer, transport.getWriteBufferSize());
+      stallTimer = setTimeout(() => transport.abort(), 100);
+    });
+    const recording = new Recording({
+      ...hose,
+      resumeWriting() {
+        clearTimeout(stallTimer);
+        hose.resumeWriting!();
+      },
+    });
+    bed.nextProtocol(recording);
+    const conn = await bed.connectRaw();
+    try {
+      assertEquals(
+        await within(recording.lost.promise, BOUND, "connectionLost"),
+        null,
+      );
+      assertFlowOnly(recording.events);
+      assertEquals(recording.events.at(-2), "pauseWriting");
+      assert(maxBuffer <= 64 * 1024 + 64 * 1024, `buffer reached ${maxBuffer}`);
+      assertEquals(recording.transport!.getWriteBufferSize(), 0);
+      // The stalled peer sees some data, then the end of the stream.
+      const got = await readAtLeast(conn, Infinity).catch((error) => {
+        assert(isPeerGoneError(error), errorName(error));
+        return -1;
+      });
+      assert(got !== 0);
+    } finally {
+      conn.close();
+    }
+    assertEquals(bed.contexts, []);
+    await bed.assertStillServing();
+  },
+);
+
+/** An echo client that records what comes back. */
+async function echoClient(target: ConnectOptions): Promise<Recording> {
+  const [, client] = await createConnection(
+    () => new Recording({}, true),
+    target,
+  );
+  return client;
+}
+
+async function assertEchoes(client: Recording, message: string) {
+  const before = client.bytes;
+  client.transport!.write(new TextEncoder().encode(message));
+  await waitFor(
+    () => client.bytes >= before + message.length,
+    "an echo",
+    BOUND,
+  );
+  const text = new TextDecoder().decode(concat(client.chunks));
+  assert(text.endsWith(message), `got ${JSON.stringify(text)}`);
+}
+
+Deno.test(
+  "Server.close() with clients attached keeps them echoing; closeClients() then ends both sides with connectionLost(null)",
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const stats = newEchoStats();
+    const server = await createServer(() => new TrackedEcho(stats), {
+      hostname: "127.0.0.1",
+      port: 0,
+    });
+    const { port } = server.addrs[0] as Deno.NetAddr;
+    const target = { hostname: "127.0.0.1", port };
+    const clients = await Promise.all([1, 2, 3].map(() => echoClient(target)));
+    server.close();
+    assertEquals(server.isServing(), false);
+    assertEquals(server.addrs, []);
+    for (const [i, client] of clients.entries()) {
+      await assertEchoes(client, `after close ${i}`);
+    }
+    await assertRejects(
+      () => Deno.connect(target),
+      Deno.errors.ConnectionRefused,
+    );
+    let waited = false;
+    const closed = server.waitClosed().then(() => waited = true);
+    await sleep(10);
+    assertEquals(waited, false, "waitClosed() resolved with clients attached");
+    server.closeClients();
+    await within(closed, BOUND, "waitClosed()");
+    const errors = await within(
+      Promise.all(clients.map((c) => c.lost.promise)),
+      BOUND,
+      "the clients' connectionLost",
+    );
+    assertEquals(errors, [null, null, null]);
+    for (const client of clients) {
+      assertEquals(client.events, [
+        "connectionMade",
+        "dataReceived",
+        "eofReceived",
+        "connectionLost",
+      ]);
+    }
+    assertEquals(stats.lost, 3);
+    assertEquals(stats.errors, [null, null, null]);
+    assertEquals(recorder.contexts, []);
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+Deno.test(
+  "Server.abortClients() during a client's upload ends the client with connectionLost(peer-gone error) and the server with null",
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const serverSide: Recording[] = [];
+    const server = await createServer(() => {
+      const r = new Recording({
+        connectionMade(transport: Transport) {
+          // Never read: the upload stays in the kernel buffers.
+          transport.pauseReading();
+        },
+      });
+      serverSide.push(r);
+      return r;
+    }, { hostname: "127.0.0.1", port: 0 });
+    const { port } = server.addrs[0] as Deno.NetAddr;
+    const client = new Recording(firehose(BIG));
+    await createConnection(() => client, { hostname: "127.0.0.1", port });
+    await waitFor(
+      () => client.events.includes("pauseWriting"),
+      "the upload to fill the buffers",
+      BOUND,
+    );
+    server.close();
+    server.abortClients();
+    await within(server.waitClosed(), BOUND, "waitClosed()");
+    const error = await within(client.lost.promise, BOUND, "connectionLost");
+    assert(isPeerGoneError(error), `client got ${errorName(error)}`);
+    assertEquals(client.lostCalls, 1);
+    assertEquals(serverSide.length, 1);
+    assertEquals(await serverSide[0]!.lost.promise, null);
+    assertEquals(serverSide[0]!.events, ["connectionMade", "connectionLost"]);
+    assertEquals(recorder.contexts, []);
+    assertEquals(unhandled.seen, []);
+  },
+);
