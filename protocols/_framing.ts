@@ -10,7 +10,7 @@
 // the incomplete message (the pending bytes) is copied over. So every view
 // handed to the user stays valid for as long as the user keeps it.
 
-import type { Transport } from "../mod.ts";
+import type { Transport, WriteTransport } from "../mod.ts";
 import { callExceptionHandler } from "../transports/exception_handler.ts";
 
 /** Options of the {@linkcode FramingError} constructor. */
@@ -147,12 +147,31 @@ export function describeValue(value: unknown): string {
   if (typeof value === "object") {
     const name = (value as { constructor?: { name?: string } }).constructor
       ?.name;
-    return name ? `a ${name}` : "an object";
+    return name && name !== "Object" ? `a ${name}` : "an object";
   }
   return String(value);
 }
 
 const encoder = new TextEncoder();
+
+/** Checks the `writeTransport` option: undefined, or a transport that writes. */
+export function checkWriteTransport(
+  value: unknown,
+  action: string,
+): WriteTransport | null {
+  if (value === undefined) return null;
+  if (
+    value === null || typeof value !== "object" ||
+    typeof (value as WriteTransport).writelines !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot ${action} as writeTransport is not a write transport: current value is ${
+        describeValue(value)
+      }`,
+    );
+  }
+  return value as WriteTransport;
+}
 
 /** Throws a TypeError unless `data` is a Uint8Array. */
 export function checkBytes(data: unknown, action: string): Uint8Array {
@@ -187,6 +206,7 @@ export class FramingCore<F extends object> {
   #deliver: (message: Uint8Array) => void;
   #scan: Scan = { start: 0, end: 0, next: 0, need: 0 };
   #transport: Transport | null = null;
+  #writeTransport: WriteTransport | null;
   #state: CoreState = "active";
   #error: Error | null = null;
   #slab: Uint8Array = EMPTY;
@@ -201,7 +221,9 @@ export class FramingCore<F extends object> {
     handler: FramingHandler<F>,
     decoder: Decoder,
     deliver: (message: Uint8Array) => void,
+    writeTransport: WriteTransport | null = null,
   ) {
+    this.#writeTransport = writeTransport;
     this.#owner = owner;
     this.#handler = handler;
     this.#decoder = decoder;
@@ -326,9 +348,9 @@ export class FramingCore<F extends object> {
     return this.#paused;
   }
 
-  /** Writes `chunks` to the transport. */
+  /** Writes `chunks` to the write transport, or else the transport. */
   send(chunks: Uint8Array[], action: string): void {
-    const transport = this.#transport;
+    const transport = this.#writeTransport ?? this.#transport;
     if (transport === null) {
       throw new Error(
         `Cannot ${action} as the protocol is not connected: current value is no transport`,

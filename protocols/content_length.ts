@@ -7,10 +7,11 @@
  * @module
  */
 
-import type { BufferedProtocol, Transport } from "../mod.ts";
+import type { BufferedProtocol, Transport, WriteTransport } from "../mod.ts";
 import {
   checkBytes,
   checkLimit,
+  checkWriteTransport,
   type Decoder,
   describeValue,
   findDelimiter,
@@ -70,7 +71,15 @@ export interface ContentLengthProtocolOptions {
    * The largest header block accepted, in bytes, the blank line included.
    * @default {8192}
    */
-  maxHeaderSize?: number;
+  maxHeaderSize?: number; /**
+   * Where the send methods write, when it is not the transport that reads:
+   * e.g. the stdout pipe of a server that reads stdin (`connectWritePipe`),
+   * or a child's stdin (`getPipeTransport(0)`) while its stdout is fed
+   * to {@linkcode ContentLengthProtocol.feed}.
+   * @default {the transport given to connectionMade}
+   */
+
+  writeTransport?: WriteTransport;
 }
 
 const ACTION = "create Content-Length protocol";
@@ -300,7 +309,7 @@ export class ContentLengthProtocol implements BufferedProtocol {
       const headers = decoder.headers!;
       decoder.headers = null;
       handler.messageReceived?.(body, this, headers);
-    });
+    }, checkWriteTransport(options.writeTransport, ACTION));
   }
 
   /** The transport, once `connectionMade` was called; `null` before. */

@@ -7,10 +7,11 @@
  * @module
  */
 
-import type { BufferedProtocol, Transport } from "../mod.ts";
+import type { BufferedProtocol, Transport, WriteTransport } from "../mod.ts";
 import {
   checkBytes,
   checkLimit,
+  checkWriteTransport,
   type Decoder,
   describeValue,
   FramingCore,
@@ -61,7 +62,15 @@ export interface LengthPrefixedProtocolOptions {
    * and `connectionLost` gets a {@linkcode FramingError}.
    * @default {1048576 for a 4-byte header; 65535 and 255 for 2 and 1 bytes}
    */
-  maxFrameSize?: number;
+  maxFrameSize?: number; /**
+   * Where the send methods write, when it is not the transport that reads:
+   * e.g. the stdout pipe of a server that reads stdin (`connectWritePipe`),
+   * or a child's stdin (`getPipeTransport(0)`) while its stdout is fed
+   * to {@linkcode LengthPrefixedProtocol.feed}.
+   * @default {the transport given to connectionMade}
+   */
+
+  writeTransport?: WriteTransport;
 }
 
 const ACTION = "create length-prefixed protocol";
@@ -201,6 +210,7 @@ export class LengthPrefixedProtocol implements BufferedProtocol {
       handler,
       this.#decoder,
       (frame) => handler.frameReceived?.(frame, this),
+      checkWriteTransport(options.writeTransport, ACTION),
     );
   }
 

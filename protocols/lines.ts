@@ -6,10 +6,11 @@
  * @module
  */
 
-import type { BufferedProtocol, Transport } from "../mod.ts";
+import type { BufferedProtocol, Transport, WriteTransport } from "../mod.ts";
 import {
   checkBytes,
   checkLimit,
+  checkWriteTransport,
   type Decoder,
   describeValue,
   findDelimiter,
@@ -66,7 +67,15 @@ export interface LineProtocolOptions {
    * {@linkcode FramingError}; at most about this many bytes are buffered.
    * @default {65536}
    */
-  maxLineLength?: number;
+  maxLineLength?: number; /**
+   * Where the send methods write, when it is not the transport that reads:
+   * e.g. the stdout pipe of a server that reads stdin (`connectWritePipe`),
+   * or a child's stdin (`getPipeTransport(0)`) while its stdout is fed
+   * to {@linkcode LineProtocol.feed}.
+   * @default {the transport given to connectionMade}
+   */
+
+  writeTransport?: WriteTransport;
 }
 
 const ACTION = "create line protocol";
@@ -223,7 +232,7 @@ export class LineProtocol implements BufferedProtocol {
       } else {
         this.#handler.lineReceived?.(message, this);
       }
-    });
+    }, checkWriteTransport(options.writeTransport, ACTION));
   }
 
   /** The transport, once `connectionMade` was called; `null` before. */

@@ -988,3 +988,25 @@ Deno.test("FramingError has a name, a partial and a cause", () => {
   assertStrictEquals(error.cause, cause);
   assertEquals(concat([new FramingError("m").partial]).length, 0);
 });
+
+Deno.test("A framer with writeTransport reads one transport and sends on another", async () => {
+  const output = new MemoryPeer({});
+  const input = new MemoryPeer(
+    new ContentLengthProtocol({
+      messageReceived: (body, framer) => framer.sendMessage(body.toReversed()),
+    }, { writeTransport: output.transport }),
+  );
+  input.send(lsp("abc"));
+  input.sendEof();
+  await input.lost;
+  await settle();
+  assertEquals(input.writtenText(), "");
+  assertEquals(output.writtenText(), lsp("cba"));
+  output.transport.close();
+  await output.lost;
+  assertThrows(
+    () => new LineProtocol({}, { writeTransport: {} as never }),
+    TypeError,
+    "Cannot create line protocol as writeTransport is not a write transport: current value is an object",
+  );
+});
