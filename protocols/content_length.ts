@@ -71,14 +71,14 @@ export interface ContentLengthProtocolOptions {
    * The largest header block accepted, in bytes, the blank line included.
    * @default {8192}
    */
-  maxHeaderSize?: number; /**
+  maxHeaderSize?: number;
+  /**
    * Where the send methods write, when it is not the transport that reads:
    * e.g. the stdout pipe of a server that reads stdin (`connectWritePipe`),
    * or a child's stdin (`getPipeTransport(0)`) while its stdout is fed
    * to {@linkcode ContentLengthProtocol.feed}.
    * @default {the transport given to connectionMade}
    */
-
   writeTransport?: WriteTransport;
 }
 

@@ -62,14 +62,14 @@ export interface LengthPrefixedProtocolOptions {
    * and `connectionLost` gets a {@linkcode FramingError}.
    * @default {1048576 for a 4-byte header; 65535 and 255 for 2 and 1 bytes}
    */
-  maxFrameSize?: number; /**
+  maxFrameSize?: number;
+  /**
    * Where the send methods write, when it is not the transport that reads:
    * e.g. the stdout pipe of a server that reads stdin (`connectWritePipe`),
    * or a child's stdin (`getPipeTransport(0)`) while its stdout is fed
    * to {@linkcode LengthPrefixedProtocol.feed}.
    * @default {the transport given to connectionMade}
    */
-
   writeTransport?: WriteTransport;
 }
 

@@ -67,14 +67,14 @@ export interface LineProtocolOptions {
    * {@linkcode FramingError}; at most about this many bytes are buffered.
    * @default {65536}
    */
-  maxLineLength?: number; /**
+  maxLineLength?: number;
+  /**
    * Where the send methods write, when it is not the transport that reads:
    * e.g. the stdout pipe of a server that reads stdin (`connectWritePipe`),
    * or a child's stdin (`getPipeTransport(0)`) while its stdout is fed
    * to {@linkcode LineProtocol.feed}.
    * @default {the transport given to connectionMade}
    */
-
   writeTransport?: WriteTransport;
 }
 
