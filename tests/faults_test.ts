@@ -11,186 +11,28 @@ import {
   type ConnectOptions,
   createConnection,
   createServer,
-  type ExceptionContext,
-  type Protocol,
-  type Server,
   type Transport,
 } from "../mod.ts";
 import {
+  assertFlowOnly,
+  BIG,
+  BOUND,
   concat,
-  echoOnce,
-  type EchoStats,
   errorName,
+  type FaultBed,
+  faultBed,
+  firehose,
+  isPeerGoneError,
   newEchoStats,
+  readAtLeast,
   recordContexts,
   Recording,
-  type RecordingHooks,
   sleep,
   TrackedEcho,
   trapUnhandled,
   waitFor,
   within,
 } from "./_reliability_helpers.ts";
-
-const BIG = 16 * 1024 * 1024;
-const BOUND = 15_000;
-
-/** Errors that mean "the peer went away" (asyncio's ConnectionResetError family). */
-function isPeerGoneError(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.ConnectionAborted;
-}
-
-/** A server to inject faults into, with a bystander connection. */
-interface FaultBed extends AsyncDisposable {
-  server: Server;
-  /** Where a client connects. */
-  target: ConnectOptions;
-  /** Raw connection to the server (for peers that misbehave). */
-  connectRaw(): Promise<Deno.Conn>;
-  /** The echo connections' lifecycle counts. */
-  stats: EchoStats;
-  /** Exception-handler contexts seen so far. */
-  contexts: ExceptionContext[];
-  /** The next accepted connection gets `protocol` instead of an echo. */
-  nextProtocol(protocol: Protocol): void;
-  /** The bystander still echoes, and so does a fresh connection. */
-  assertStillServing(): Promise<void>;
-}
-
-let bedCount = 0;
-
-async function faultBed(kind: "tcp" | "unix" = "tcp"): Promise<FaultBed> {
-  const unhandled = trapUnhandled();
-  const recorder = recordContexts();
-  const stats = newEchoStats();
-  const pending: Protocol[] = [];
-  const dir = kind === "unix" ? Deno.makeTempDirSync() : "";
-  const path = `${dir}/bed${bedCount++}.sock`;
-  const server = await createServer(
-    () => pending.shift() ?? new TrackedEcho(stats),
-    kind === "unix"
-      ? { transport: "unix", path }
-      : { hostname: "127.0.0.1", port: 0 },
-  );
-  const target: ConnectOptions = kind === "unix"
-    ? { transport: "unix", path }
-    : { hostname: "127.0.0.1", port: (server.addrs[0] as Deno.NetAddr).port };
-  const bystander = new Recording({}, true);
-  await createConnection(() => bystander, target);
-  let round = 0;
-  return {
-    server,
-    target,
-    stats,
-    contexts: recorder.contexts,
-    connectRaw() {
-      return kind === "unix"
-        ? Deno.connect({ transport: "unix", path })
-        : Deno.connect({ hostname: "127.0.0.1", port: target.port! });
-    },
-    nextProtocol(protocol) {
-      pending.push(protocol);
-    },
-    async assertStillServing() {
-      const message = `still here ${round++};`;
-      const before = bystander.bytes;
-      bystander.transport!.write(new TextEncoder().encode(message));
-      await waitFor(
-        () => bystander.bytes >= before + message.length,
-        "the bystander's echo",
-        BOUND,
-      );
-      const text = new TextDecoder().decode(concat(bystander.chunks));
-      assert(text.endsWith(message), `bystander got ${JSON.stringify(text)}`);
-      const fresh = await echoOnce(target, `fresh ${round}`, BOUND);
-      assertEquals(fresh, { text: `fresh ${round}`, error: null });
-    },
-    async [Symbol.asyncDispose]() {
-      try {
-        bystander.transport?.close();
-        await within(bystander.lost.promise, BOUND, "the bystander to close");
-        server.close();
-        server.abortClients();
-        await within(server.waitClosed(), BOUND, "the server to close");
-        assertEquals(bystander.lostCalls, 1);
-        assertEquals(stats.doubleLost, 0, "echo connectionLost called twice");
-        assertEquals(stats.afterLost, 0, "echo callbacks after connectionLost");
-        assertEquals(unhandled.seen, [], "unhandled rejections or errors");
-      } finally {
-        unhandled[Symbol.dispose]();
-        recorder[Symbol.dispose]();
-        if (dir) Deno.removeSync(dir, { recursive: true });
-      }
-    },
-  };
-}
-
-/** Writes `total` bytes through flow control; `onPause` runs at each pause. */
-function firehose(
-  total: number,
-  onPause?: (transport: Transport) => void,
-): RecordingHooks & { start(transport: Transport): void } {
-  const chunk = new Uint8Array(64 * 1024).fill(0x61);
-  let transport: Transport | undefined;
-  let sent = 0;
-  let paused = false;
-  function pump(): void {
-    while (!paused && sent < total && !transport!.isClosing()) {
-      transport!.write(chunk);
-      sent += chunk.length;
-    }
-  }
-  return {
-    start(t: Transport) {
-      transport = t;
-      pump();
-    },
-    connectionMade(t: Transport) {
-      transport = t;
-      pump();
-    },
-    pauseWriting() {
-      paused = true;
-      onPause?.(transport!);
-    },
-    resumeWriting() {
-      paused = false;
-      pump();
-    },
-  };
-}
-
-/**
- * Asserts `connectionMade (pauseWriting resumeWriting)* pauseWriting?
- * connectionLost`: nothing read, flow control crossings alternating.
- */
-function assertFlowOnly(events: string[]): void {
-  assertEquals(events[0], "connectionMade", events.join(" "));
-  assertEquals(events.at(-1), "connectionLost", events.join(" "));
-  const middle = events.slice(1, -1);
-  assert(middle.length >= 1, `flow control never engaged: ${events.join(" ")}`);
-  middle.forEach((name, i) =>
-    assertEquals(
-      name,
-      i % 2 === 0 ? "pauseWriting" : "resumeWriting",
-      events.join(" "),
-    )
-  );
-}
-
-/** Reads until `n` bytes arrived (or EOF). */
-async function readAtLeast(conn: Deno.Conn, n: number): Promise<number> {
-  const buffer = new Uint8Array(64 * 1024);
-  let got = 0;
-  while (got < n) {
-    const r = await conn.read(buffer);
-    if (r === null) break;
-    got += r;
-  }
-  return got;
-}
 
 /** Asserts a faulty transport ended with one connectionLost(peer-gone error) and no context. */
 async function assertLostToPeer(bed: FaultBed, recording: Recording) {

@@ -287,13 +287,27 @@ export class Server implements AsyncDisposable {
       conn.close();
       return;
     }
-    const transport: StreamTransport = new StreamTransport(conn, protocol, {
-      extra: { ...connExtra(conn), ...extra },
-      onLost: () => {
-        this.#transports.delete(transport);
-        this.#wakeWaiters();
-      },
-    });
+    let transport: StreamTransport;
+    try {
+      transport = new StreamTransport(conn, protocol, {
+        extra: { ...connExtra(conn), ...extra },
+        onLost: () => {
+          this.#transports.delete(transport);
+          this.#wakeWaiters();
+        },
+      });
+    } catch (error) {
+      // A protocol whose properties throw (a getter, a Proxy) must not end
+      // the accept loop.
+      callExceptionHandler({
+        message:
+          "Error attaching the protocol to a connection; connection closed",
+        error: toError(error),
+        protocol,
+      });
+      conn.close();
+      return;
+    }
     this.#transports.add(transport);
   }
 }
