@@ -50,9 +50,14 @@ const EMPTY_ARRAY = encoder.encode("*0\r\n");
 
 /** Bytes as a string of one char per byte (true Latin-1, not windows-1252). */
 function latin1(bytes: Uint8Array): string {
+  // apply() takes the bytes as the argument list: no array is made.
+  if (bytes.length <= 4096) {
+    return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  }
   let out = "";
   for (let i = 0; i < bytes.length; i += 4096) {
-    out += String.fromCharCode(...bytes.subarray(i, i + 4096));
+    const part = bytes.subarray(i, i + 4096) as unknown as number[];
+    out += String.fromCharCode.apply(null, part);
   }
   return out;
 }
@@ -63,8 +68,16 @@ export type RespStore = Map<string, Uint8Array>;
 /** Parses a RESP header number (`*3`, `$5`): digits with an optional minus. */
 function parseHeaderNumber(line: Uint8Array): number {
   if (line.length < 2 || line.length > 12) return NaN;
-  const text = latin1(line.subarray(1));
-  return /^-?[0-9]+$/.test(text) ? Number(text) : NaN;
+  const negative = line[1] === 0x2d; // -
+  let i = negative ? 2 : 1;
+  if (i === line.length) return NaN;
+  let n = 0;
+  for (; i < line.length; i++) {
+    const digit = line[i]! - 0x30;
+    if (digit < 0 || digit > 9) return NaN;
+    n = n * 10 + digit;
+  }
+  return negative ? -n : n;
 }
 
 /** Redis's string2ll: a canonical 64-bit integer, or null. */
@@ -147,11 +160,15 @@ function fromLatin1(text: string): Uint8Array {
 }
 
 /**
- * Runs one command and returns the reply chunks.
- * `args` are views into the receive buffer; anything kept is copied.
+ * Runs one command (`name` is `args[0]` in lower case) and returns the
+ * reply chunks. `args` are views into the receive buffer; anything kept is
+ * copied.
  */
-function execute(store: RespStore, args: Uint8Array[]): Uint8Array[] {
-  const name = latin1(args[0]!).toLowerCase();
+function execute(
+  store: RespStore,
+  name: string,
+  args: Uint8Array[],
+): Uint8Array[] {
   const argc = args.length;
   const wrongArgs = () =>
     error(`ERR wrong number of arguments for '${name}' command`);
@@ -175,9 +192,9 @@ function execute(store: RespStore, args: Uint8Array[]): Uint8Array[] {
     case "exists": {
       if (argc < 2) return wrongArgs();
       let count = 0;
-      for (const key of args.slice(1)) {
-        const k = latin1(key);
-        if (name === "del" ? store.delete(k) : store.has(k)) count++;
+      for (let i = 1; i < argc; i++) {
+        const key = latin1(args[i]!);
+        if (name === "del" ? store.delete(key) : store.has(key)) count++;
       }
       return integer(count);
     }
@@ -227,8 +244,16 @@ function execute(store: RespStore, args: Uint8Array[]): Uint8Array[] {
   }
 }
 
+/** `$N\r\n` headers of short bulk strings, encoded once. */
+const BULK_HEADERS = Array.from(
+  { length: 256 },
+  (_, n) => encoder.encode(`$${n}\r\n`),
+);
+
 function bulk(value: Uint8Array): Uint8Array[] {
-  return [encoder.encode(`$${value.length}\r\n`), value, CRLF];
+  const header = BULK_HEADERS[value.length] ??
+    encoder.encode(`$${value.length}\r\n`);
+  return [header, value, CRLF];
 }
 
 function integer(n: number): Uint8Array[] {
@@ -270,7 +295,7 @@ export function createRespProtocol(store: RespStore): LineProtocol {
       lines.transport!.close();
       return;
     }
-    reply(lines, execute(store, command));
+    reply(lines, execute(store, name, command));
   }
 
   return new LineProtocol({

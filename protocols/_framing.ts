@@ -253,7 +253,9 @@ export class FramingCore<F extends object> {
     const pending = this.#end - this.#start;
     const need = this.#scan.need;
     const missing = need > pending ? need - pending : 0;
-    if (free >= hint || (missing > 0 && free >= missing)) {
+    // A tail smaller than the hint is only worth it when it holds the rest
+    // of a message too big to copy cheaply.
+    if (free >= hint || (missing > 0 && free >= missing && pending >= hint)) {
       return slab.subarray(this.#end);
     }
     // A new slab: room for the rest of the message when its size is known,
