@@ -389,6 +389,17 @@ export function removeSocketFile(path: string): void {
 
 async function openNode(options: OpenOptions): Promise<DatagramIo> {
   const local = options.local!;
+  // Deno's node:dgram bind() throws its permission error from a queued tick,
+  // past the "error" event, which would end the process: ask first (this
+  // prompts where Deno would, and is denied under --no-prompt).
+  const host = local.family === 6
+    ? `[${local.address}]:${local.port}`
+    : `${local.address}:${local.port}`;
+  if (Deno.permissions.requestSync({ name: "net", host }).state !== "granted") {
+    throw new Deno.errors.NotCapable(
+      `Requires net access to "${host}", run again with the --allow-net flag`,
+    );
+  }
   const dgram = await import("node:dgram");
   const socket = dgram.createSocket({
     type: local.family === 6 ? "udp6" : "udp4",
