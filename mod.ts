@@ -104,6 +104,12 @@ export {
   StreamWriter,
 } from "./protocols/streams.ts";
 export {
+  toWebStreams,
+  type WebStreamOptions,
+  type WebStreamPair,
+  WebStreamProtocol,
+} from "./protocols/web_streams.ts";
+export {
   FramingError,
   type FramingErrorOptions,
   type LineHandler,
