@@ -17,7 +17,8 @@
 //       its echo (resent after 100 ms if lost). Counts echoed datagrams.
 //
 // Operations finished during WARMUP seconds are not counted; then it counts
-// for SECONDS and prints one JSON line: {"ops":N,"seconds":S,"rate":R,...}.
+// for SECONDS and prints one JSON line: {"ops":N,"seconds":S,"rate":R,...}
+// ("allOps" counts the warm-up too).
 // Exit status 0 on success, 1 on a setup error, 2 if no operation finished.
 
 #define _GNU_SOURCE
@@ -62,7 +63,7 @@ static size_t size;
 static unsigned char *message;
 static unsigned char scratch[256 * 1024];
 static int ep;
-static long ops, errors;
+static long ops, all_ops, errors;
 static int counting;
 
 static double now(void) {
@@ -88,6 +89,7 @@ static void watch(struct slot *s, int op, int out) {
 }
 
 static void finished(void) {
+  all_ops++;
   if (counting) ops++;
 }
 
@@ -140,6 +142,12 @@ static void open_slot(struct slot *s) {
   set_nonblocking(s->fd);
   if (connect(s->fd, (struct sockaddr *)&server, sizeof server) < 0 &&
       errno != EINPROGRESS) {
+    if (errno == EADDRNOTAVAIL) {
+      fprintf(stderr,
+              "echo_client: out of local ports (connections in TIME_WAIT); "
+              "try sysctl net.ipv4.tcp_tw_reuse=1\n");
+      exit(1);
+    }
     die("connect");
   }
   s->connecting = 1;
@@ -373,8 +381,9 @@ int main(int argc, char **argv) {
     }
   }
   double elapsed = now() - counted_at;
-  printf("{\"ops\":%ld,\"seconds\":%.3f,\"rate\":%.1f,\"errors\":%ld}\n", ops,
-         elapsed, ops / elapsed, errors);
+  printf("{\"ops\":%ld,\"seconds\":%.3f,\"rate\":%.1f,\"errors\":%ld,"
+         "\"allOps\":%ld}\n",
+         ops, elapsed, ops / elapsed, errors, all_ops);
   fflush(stdout);
   return ops > 0 ? 0 : 2;
 }

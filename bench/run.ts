@@ -472,6 +472,46 @@ function loadClient(
   ];
 }
 
+/** User + system CPU seconds of process `pid` so far (Linux), else NaN. */
+function processCpu(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+const CLOCK_TICKS = Number((await run(["getconf", "CLK_TCK"])).stdout) || 100;
+
+/**
+ * Runs the load client against the server `cmd`; the result has the
+ * client's rate and the server's CPU time per operation (warm-up included).
+ */
+async function loadRun(
+  cmd: string[],
+  mode: "echo" | "tls" | "churn" | "udp",
+  conns: number,
+  size: number,
+  seconds: number,
+): Promise<Measurement> {
+  const result = await withServer(
+    cmd,
+    SERVER_CPU,
+    async (port, child): Promise<Record<string, number>> => {
+      const before = processCpu(child.pid);
+      const out = await client(
+        loadClient(mode, port, conns, size, seconds),
+        CLIENT_CPU,
+      );
+      const cpu = processCpu(child.pid) - before;
+      return { ...out, cpuPerOp: cpu / out.allOps! * 1e6 };
+    },
+  );
+  return { value: result.rate!, extra: result };
+}
+
 // -------------------------------------------------------------------- cases
 
 interface Measurement {
@@ -508,13 +548,7 @@ for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
   const group = `TCP echo, ${conns} connections x ${size / 1024} KiB messages`;
   const unit = "round trips/s";
   const echo = (cmd: string[]) => async (): Promise<Measurement> => {
-    const result = await withServer(
-      cmd,
-      SERVER_CPU,
-      (port) =>
-        client(loadClient("echo", port, conns, size, SECONDS), CLIENT_CPU),
-    );
-    return { value: result.rate!, extra: result };
+    return await loadRun(cmd, "echo", conns, size, SECONDS);
   };
   const python = "python" in py ? py.python.path : "python3";
   cases.push(
@@ -596,7 +630,11 @@ for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
     }
     return {
       value: readerResult.fastRate! / MiB,
-      extra: { ...readerResult, rssPeak: sender.rssPeak! },
+      extra: {
+        ...readerResult,
+        rssPeak: sender.rssPeak!,
+        cpuSeconds: sender.cpuSeconds!,
+      },
     };
   };
   const show: [string, string, number][] = [
@@ -673,13 +711,7 @@ async function runBulk(
     "Connection churn (connect, one 64 B round trip, close), 10 at a time";
   const unit = "connections/s";
   const churn = (cmd: string[]) => async (): Promise<Measurement> => {
-    const result = await withServer(
-      cmd,
-      SERVER_CPU,
-      (port) =>
-        client(loadClient("churn", port, 10, 64, SHORT_SECONDS), CLIENT_CPU),
-    );
-    return { value: result.rate!, extra: result };
+    return await loadRun(cmd, "churn", 10, 64, SHORT_SECONDS);
   };
   cases.push(
     {
@@ -725,12 +757,14 @@ async function runBulk(
       name: "Deno.Command web streams",
       unit,
       baseline: true,
+      show: [["rssPeak", "peak RSS MiB", MiB]],
       run: pipe("clients/subprocess_raw.ts"),
     },
     {
       group,
       name: "denio subprocessExec",
       unit,
+      show: [["rssPeak", "peak RSS MiB", MiB]],
       target: 0.9,
       run: pipe("clients/subprocess_denio.ts"),
     },
@@ -741,13 +775,7 @@ async function runBulk(
   const group = "UDP echo, 32 flows x 256 B datagrams, one in flight each";
   const unit = "datagrams/s";
   const udp = (cmd: string[]) => async (): Promise<Measurement> => {
-    const result = await withServer(
-      cmd,
-      SERVER_CPU,
-      (port) =>
-        client(loadClient("udp", port, 32, 256, SHORT_SECONDS), CLIENT_CPU),
-    );
-    return { value: result.rate!, extra: result };
+    return await loadRun(cmd, "udp", 32, 256, SHORT_SECONDS);
   };
   cases.push(
     {
@@ -781,13 +809,13 @@ async function runBulk(
   const unit = "round trips/s";
   const tlsAbsent = cAbsent ?? built.tls ?? certAbsent;
   const tls = (script: string) => async (): Promise<Measurement> => {
-    const result = await withServer(
+    return await loadRun(
       denoScript(script, "--tls", `${tmp}/cert.pem`, `${tmp}/key.pem`),
-      SERVER_CPU,
-      (port) =>
-        client(loadClient("tls", port, 50, 1024, SHORT_SECONDS), CLIENT_CPU),
+      "tls",
+      50,
+      1024,
+      SHORT_SECONDS,
     );
-    return { value: result.rate!, extra: result };
   };
   cases.push(
     {
@@ -882,6 +910,13 @@ function format(value: number): string {
   return value.toFixed(value >= 10 ? 1 : 2);
 }
 
+function medianOfExtra(c: Case, key: string): number | undefined {
+  const values = (samples.get(c) ?? []).map((m) => m.extra?.[key]).filter((
+    v,
+  ) => Number.isFinite(v)) as number[];
+  return values.length ? median(values) : undefined;
+}
+
 function medianOf(c: Case): number | undefined {
   const list = samples.get(c);
   return list && list.length > 0 ? median(list.map((m) => m.value)) : undefined;
@@ -890,7 +925,7 @@ function medianOf(c: Case): number | undefined {
 const lines: string[] = [];
 lines.push("# denio benchmark results", "");
 lines.push(
-  `Command: \`deno task bench\`${
+  `Command: \`${
     [
       "BENCH_SECONDS",
       "BENCH_ROUNDS",
@@ -898,14 +933,15 @@ lines.push(
       "BENCH_BULK_MIB",
       "BENCH_PIPE_MIB",
       "BENCH_ONLY",
-    ].filter((n) => Deno.env.get(n)).map((n) => ` ${n}=${Deno.env.get(n)}`)
+    ].filter((n) => Deno.env.get(n)).map((n) => `${n}=${Deno.env.get(n)} `)
       .join("")
-  } — ${startedAt.toISOString()}, ${Math.round(elapsed)} s`,
+  }deno task bench\`  } (${startedAt.toISOString()}, ${Math.round(elapsed)} s)`,
   "",
   `- Machine: ${cpus} CPUs, ${cpuModel()}, Linux ${Deno.osRelease()}; load average ${loadBefore} before, ${loadAverage()} after`,
   `- Deno ${versions.deno}; Node ${versions.node}; Python ${versions.python}`,
   `- ${pinNote}`,
   `- Median of ${ROUNDS} interleaved rounds; echo cases ${SECONDS} s, churn/UDP/TLS ${SHORT_SECONDS} s, each after ${WARMUP} s of warm-up; ratio = median / median of the group's raw Deno baseline`,
+  "- CPU column: user + system CPU time of the server process (all its threads, from /proc/PID/stat) per operation, warm-up included, or the whole CPU time of the Deno sender; (Nx) is relative to the baseline. On a shared machine it is steadier than throughput, which depends on what else runs on the two cores",
   "",
 );
 const groups = [...new Set(selected.map((c) => c.group))];
@@ -913,13 +949,25 @@ for (const group of groups) {
   const members = selected.filter((c) => c.group === group);
   const base = members.find((c) => c.baseline);
   const baseValue = base ? medianOf(base) : undefined;
+  const has = (key: string) =>
+    members.some((c) =>
+      (samples.get(c) ?? []).some((m) => Number.isFinite(m.extra?.[key]))
+    );
+  const cpuKey = has("cpuPerOp")
+    ? "cpuPerOp"
+    : has("cpuSeconds")
+    ? "cpuSeconds"
+    : undefined;
+  const cpuLabel = cpuKey === "cpuPerOp" ? "server CPU µs/op" : "sender CPU s";
   lines.push(`## ${group}`, "");
   lines.push(
     `| Implementation | ${
       members[0]!.unit
-    } (median) | vs raw Deno | min – max | Notes |`,
+    } (median) | vs raw Deno | min – max |${
+      cpuKey ? ` ${cpuLabel} |` : ""
+    } Notes |`,
   );
-  lines.push("| --- | ---: | ---: | --- | --- |");
+  lines.push(`| --- | ---: | ---: | --- |${cpuKey ? " ---: |" : ""} --- |`);
   for (const c of members) {
     const value = medianOf(c);
     const list = samples.get(c) ?? [];
@@ -934,13 +982,24 @@ for (const group of groups) {
       notes.push(`${list.length} of ${ROUNDS} rounds`);
     }
     for (const [key, label, scale] of c.show ?? []) {
-      const values = list.map((m) => m.extra?.[key]).filter((v) =>
-        typeof v === "number"
-      ) as number[];
-      if (values.length) {
-        notes.push(`${label} ${format(median(values) / scale)}`);
-      }
+      const v = medianOfExtra(c, key);
+      if (v !== undefined) notes.push(`${label} ${format(v / scale)}`);
     }
+    const cpu = cpuKey ? medianOfExtra(c, cpuKey) : undefined;
+    const errors = Math.max(0, ...list.map((m) => m.extra?.errors ?? 0));
+    if (errors > 0) {
+      notes.push(
+        `${
+          group.startsWith("UDP") ? "datagrams resent" : "failed connections"
+        }: up to ${format(errors)} per round`,
+      );
+    }
+    const baseCpu = cpuKey && base && base !== c
+      ? medianOfExtra(base, cpuKey)
+      : undefined;
+    const cpuText = cpu === undefined
+      ? "–"
+      : `${format(cpu)}${baseCpu ? ` (${(cpu / baseCpu).toFixed(2)}x)` : ""}`;
     const ratio = value !== undefined && baseValue
       ? value / baseValue
       : undefined;
@@ -968,7 +1027,7 @@ for (const group of groups) {
             format(Math.max(...list.map((m) => m.value)))
           }`
           : "–"
-      } | ${notes.join("; ")} |`,
+      } |${cpuKey ? ` ${cpuText} |` : ""} ${notes.join("; ")} |`,
     );
   }
   lines.push("");

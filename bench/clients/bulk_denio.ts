@@ -6,7 +6,7 @@
 // Prints {"seconds":…,"rssPeak":…} (bytes).
 
 import { createConnection, type Protocol, type Transport } from "../../mod.ts";
-import { peakRss } from "./_rss.ts";
+import { cpuSeconds, peakRss } from "./_rss.ts";
 
 const port = Number(Deno.args[0]);
 const total = Number(Deno.args[1]);
@@ -54,4 +54,5 @@ if (error) throw error;
 console.log(JSON.stringify({
   seconds: (performance.now() - start) / 1000,
   rssPeak: peakRss(),
+  cpuSeconds: cpuSeconds(),
 }));

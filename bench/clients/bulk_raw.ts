@@ -4,7 +4,7 @@
 // Usage: deno run -A bench/clients/bulk_raw.ts PORT BYTES
 // Prints {"seconds":…,"rssPeak":…} (bytes).
 
-import { peakRss } from "./_rss.ts";
+import { cpuSeconds, peakRss } from "./_rss.ts";
 
 const port = Number(Deno.args[0]);
 const total = Number(Deno.args[1]);
@@ -26,4 +26,5 @@ conn.close();
 console.log(JSON.stringify({
   seconds: (performance.now() - start) / 1000,
   rssPeak: peakRss(),
+  cpuSeconds: cpuSeconds(),
 }));

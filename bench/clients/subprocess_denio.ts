@@ -6,6 +6,7 @@
 // Prints {"seconds":…,"bytes":…}.
 
 import * as denio from "../../mod.ts";
+import { cpuSeconds, peakRss } from "./_rss.ts";
 
 // Looked up at run time so the suite still type-checks and reports "absent"
 // while transports/subprocess.ts is not exported yet.
@@ -83,4 +84,6 @@ if (received !== total) {
 console.log(JSON.stringify({
   seconds: (performance.now() - start) / 1000,
   bytes: received,
+  rssPeak: peakRss(),
+  cpuSeconds: cpuSeconds(),
 }));

@@ -5,6 +5,8 @@
 // Usage: deno run -A bench/clients/subprocess_raw.ts BYTES [COMMAND ARG…]
 // Prints {"seconds":…,"bytes":…}.
 
+import { cpuSeconds, peakRss } from "./_rss.ts";
+
 const total = Number(Deno.args[0]);
 const command = Deno.args[1] ?? "cat";
 const args = Deno.args.slice(2);
@@ -47,4 +49,6 @@ if (received !== total) {
 console.log(JSON.stringify({
   seconds: (performance.now() - start) / 1000,
   bytes: received,
+  rssPeak: peakRss(),
+  cpuSeconds: cpuSeconds(),
 }));
