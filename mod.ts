@@ -89,7 +89,6 @@ export {
 export type { WriteBufferLimits } from "./transports/_flow_control.ts";
 export {
   type ClientConnectedCallback,
-  DEFAULT_LIMIT,
   IncompleteReadError,
   LimitOverrunError,
   openConnection,

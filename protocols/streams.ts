@@ -39,8 +39,8 @@ import {
   type Server,
 } from "../transports/server.ts";
 
-/** The default `limit` of a {@linkcode StreamReader}: 64 KiB, as asyncio. */
-export const DEFAULT_LIMIT: number = 64 * 1024;
+/** The default `limit` of a StreamReader: 64 KiB, as asyncio. */
+const DEFAULT_LIMIT = 64 * 1024;
 
 const NEWLINE = new Uint8Array([0x0a]);
 const EMPTY = new Uint8Array(0);

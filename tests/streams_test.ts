@@ -9,7 +9,6 @@ import {
 } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
-  DEFAULT_LIMIT,
   IncompleteReadError,
   LimitOverrunError,
   openConnection,
@@ -343,7 +342,7 @@ Deno.test("StreamReader checks limit and read sizes", async () => {
     TypeError,
     'Cannot create stream reader as limit is not a number: current value is "1"',
   );
-  assertEquals(new StreamReader().limit, DEFAULT_LIMIT);
+  assertEquals(new StreamReader().limit, 64 * 1024);
   const reader = new StreamReader();
   await assertRejects(
     () => reader.readexactly(-1),
