@@ -933,11 +933,17 @@ lines.push(
       "BENCH_BULK_MIB",
       "BENCH_PIPE_MIB",
       "BENCH_ONLY",
-    ].filter((n) => Deno.env.get(n)).map((n) => `${n}=${Deno.env.get(n)} `)
+    ].filter((n) => Deno.env.get(n)).map((n) => `${n}='${Deno.env.get(n)}' `)
       .join("")
-  }deno task bench\`  } (${startedAt.toISOString()}, ${Math.round(elapsed)} s)`,
+  }deno task bench\` (${startedAt.toISOString()}, ${Math.round(elapsed)} s)`,
   "",
   `- Machine: ${cpus} CPUs, ${cpuModel()}, Linux ${Deno.osRelease()}; load average ${loadBefore} before, ${loadAverage()} after`,
+  ...(Math.max(...[loadBefore, loadAverage()].map((l) => parseFloat(l))) >
+      0.5
+    ? [
+      "- NOISY: other processes were using the CPUs during this run (see the load average); compare ratios and CPU per operation rather than absolute rates",
+    ]
+    : []),
   `- Deno ${versions.deno}; Node ${versions.node}; Python ${versions.python}`,
   `- ${pinNote}`,
   `- Median of ${ROUNDS} interleaved rounds; echo cases ${SECONDS} s, churn/UDP/TLS ${SHORT_SECONDS} s, each after ${WARMUP} s of warm-up; ratio = median / median of the group's raw Deno baseline`,
