@@ -69,6 +69,7 @@ export {
   Server,
   type TlsServeOptions,
 } from "./transports/server.ts";
+export { startTls, type StartTlsOptions } from "./transports/tls.ts";
 export {
   connectReadPipe,
   connectWritePipe,
@@ -265,6 +266,10 @@ export interface DatagramTransport extends BaseTransport {
   abort(): void;
   /** Bytes queued and not yet sent. */
   getWriteBufferSize(): number;
+  /** The watermarks in bytes (asyncio keeps them on datagram transports too). */
+  getWriteBufferLimits(): { low: number; high: number };
+  /** Sets the watermarks (high alone gives low = high / 4). */
+  setWriteBufferLimits(limits?: { high?: number; low?: number }): void;
 }
 
 /** A child process and its pipes. */

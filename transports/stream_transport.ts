@@ -34,8 +34,11 @@ export interface StreamIo {
   write?(data: Uint8Array): Promise<number>;
   /** Shuts down the write side. Absent where there is no half-close. */
   closeWrite?(): Promise<void>;
-  /** Releases the resource; pending reads and writes then fail. */
-  close(): void;
+  /**
+   * Releases the resource; pending reads and writes then fail. A returned
+   * promise delays `connectionLost` until it settles (a TLS tunnel draining).
+   */
+  close(): void | Promise<void>;
 }
 
 /** Options of the {@linkcode StreamTransport} constructor. */
@@ -70,9 +73,22 @@ export interface DetachedIo {
   io: StreamIo;
   /**
    * Resolves to the bytes of the read that was in flight (or held while
-   * paused), `null` if it was EOF, or `undefined` if no read was in flight.
+   * paused), `null` if it was EOF, or `undefined` if no read was in flight;
+   * rejects with the read's error if that read failed after the detach.
    */
   firstRead: Promise<Uint8Array | null | undefined>;
+  /**
+   * Runs the detached transport's `onLost` hook (a server forgets the
+   * connection): call it once, when the upgraded connection is lost or the
+   * upgrade failed. Later calls do nothing.
+   */
+  onLost: () => void;
+  /**
+   * From now on `close()` and `abort()` on the detached transport act on
+   * `target` (the upgrade in progress, then the upgraded transport), so
+   * `Server.closeClients()` reaches upgraded connections.
+   */
+  forward(target: { close(): void; abort(): void }): void;
 }
 
 /** The method key of {@linkcode StreamTransport}'s detach hook (internal). */
@@ -82,7 +98,9 @@ type State =
   | { kind: "starting" }
   | { kind: "open" }
   | { kind: "closing" } // close() called: no more reads, flushing writes
-  | { kind: "detached" } // handed over to an upgrade; no connectionLost here
+  // Handed over to an upgrade; no connectionLost here; close() and abort()
+  // go to `target`.
+  | { kind: "detached"; target: { close(): void; abort(): void } | null }
   | { kind: "lost"; error: Error | null } // connectionLost is queued
   | { kind: "closed" };
 
@@ -109,7 +127,8 @@ export class StreamTransport implements Transport {
   #readPaused = false;
   #wake: (() => void) | null = null;
   #readInFlight = false;
-  #detaching: ((bytes: Uint8Array | null | undefined) => void) | null = null;
+  #loopRunning = false;
+  #detaching: PromiseWithResolvers<Uint8Array | null | undefined> | null = null;
   #drained: (() => void) | null = null;
   #slab: Uint8Array = new Uint8Array(0);
   #slabOffset = 0;
@@ -182,6 +201,10 @@ export class StreamTransport implements Transport {
    * then `connectionLost(null)` is called. Idempotent.
    */
   close(): void {
+    if (this.#state.kind === "detached") {
+      this.#state.target?.close();
+      return;
+    }
     if (this.isClosing()) return;
     this.#state = { kind: "closing" };
     this.#wakeReader();
@@ -313,6 +336,10 @@ export class StreamTransport implements Transport {
    * follows from a queued microtask. Idempotent.
    */
   abort(): void {
+    if (this.#state.kind === "detached") {
+      this.#state.target?.abort();
+      return;
+    }
     this.#forceClose(null);
   }
 
@@ -381,8 +408,12 @@ export class StreamTransport implements Transport {
 
   async #readLoop(): Promise<void> {
     const io = this.#io as Required<Pick<StreamIo, "read">>;
+    let sawEof = false;
+    this.#loopRunning = true;
     try {
-      while (!this.isClosing()) {
+      // A detach that woke a paused loop is handed over even though the
+      // state is already "detached".
+      while (!this.isClosing() || this.#detaching !== null) {
         if (this.#detaching !== null) {
           this.#handOver(undefined);
           return;
@@ -442,6 +473,7 @@ export class StreamTransport implements Transport {
           if (this.isClosing()) return;
         }
         if (n === null) {
+          sawEof = true;
           this.#onEof();
           return;
         }
@@ -472,19 +504,29 @@ export class StreamTransport implements Transport {
       }
     } catch (error) {
       if (this.#detaching !== null) {
+        const handOver = this.#detaching;
         this.#detaching = null;
+        if (this.#state.kind === "detached") {
+          // The adapter is the caller's now: the error is theirs too.
+          handOver.reject(error);
+          return;
+        }
         this.#fatalError(error, "Fatal read error on transport");
         return;
       }
       if (this.isClosing() && this.#state.kind !== "closing") return;
       this.#fatalError(error, "Fatal read error on transport");
+    } finally {
+      this.#loopRunning = false;
+      // A detach requested from a callback the loop was running.
+      if (this.#detaching !== null) this.#handOver(sawEof ? null : undefined);
     }
   }
 
   #handOver(bytes: Uint8Array | null | undefined): void {
     const handOver = this.#detaching;
     this.#detaching = null;
-    handOver?.(bytes);
+    handOver?.resolve(bytes);
   }
 
   /**
@@ -503,8 +545,10 @@ export class StreamTransport implements Transport {
       throw new Error("Cannot upgrade transport as writeEof() was called");
     }
     const first = Promise.withResolvers<Uint8Array | null | undefined>();
-    if (this.#readInFlight || this.#wake !== null) {
-      this.#detaching = first.resolve;
+    if (this.#loopRunning) {
+      // The loop hands over at its next step (a read in flight, a paused
+      // wait, or the return from a callback such as dataReceived).
+      this.#detaching = first;
       this.#wakeReader();
     } else {
       // No read loop running (not started yet, or ended at EOF).
@@ -513,12 +557,26 @@ export class StreamTransport implements Transport {
     if (this.#flushing || this.#bufferSize > 0) {
       await new Promise<void>((resolve) => this.#drained = resolve);
     }
-    const state = this.#state.kind;
-    if (state !== "open" && state !== "starting") {
+    const kind = this.#state.kind;
+    if (kind !== "open" && kind !== "starting") {
       throw new Error("Cannot upgrade transport as the connection was lost");
     }
-    this.#state = { kind: "detached" };
-    return { io: this.#io, firstRead: first.promise };
+    const state: Extract<State, { kind: "detached" }> = {
+      kind: "detached",
+      target: null,
+    };
+    this.#state = state;
+    let onLost = this.#options.onLost;
+    return {
+      io: this.#io,
+      firstRead: first.promise,
+      onLost: () => {
+        const hook = onLost;
+        onLost = undefined;
+        hook?.();
+      },
+      forward: (target) => state.target = target,
+    };
   }
 
   #onEof(): void {
@@ -665,8 +723,9 @@ export class StreamTransport implements Transport {
     this.#state = { kind: "lost", error };
     this.#chunks.length = 0;
     this.#bufferSize = 0;
+    let closing: void | Promise<void> = undefined;
     try {
-      this.#io.close();
+      closing = this.#io.close();
     } catch {
       // Already closed by the peer or the runtime: nothing left to release.
     }
@@ -674,7 +733,9 @@ export class StreamTransport implements Transport {
     const drained = this.#drained;
     this.#drained = null;
     drained?.();
-    callSoon(() => this.#callConnectionLost(error));
+    const lost = () => this.#callConnectionLost(error);
+    if (closing instanceof Promise) closing.then(lost, lost);
+    else callSoon(lost);
   }
 
   #callConnectionLost(error: Error | null): void {
