@@ -912,3 +912,143 @@ Deno.test({
     }
   },
 });
+
+// ------------------------------------------------------------------- examples
+
+const ROOT = new URL("..", import.meta.url);
+
+/** Reads a child's stdout until `pattern` shows up; returns all text so far. */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  pattern: RegExp,
+  sofar: { text: string },
+): Promise<string> {
+  while (!pattern.test(sofar.text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`ended before ${pattern}: ${sofar.text}`);
+    sofar.text += value;
+  }
+  return sofar.text;
+}
+
+Deno.test({
+  name:
+    "examples/starttls.ts: client and server upgrade with STARTTLS and the program exits by itself",
+  ignore,
+  async fn() {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-run=openssl",
+        "--allow-read",
+        "--allow-write",
+        "examples/starttls.ts",
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const out = decoder.decode(stdout);
+    assertEquals(code, 0, `${out}\n${decoder.decode(stderr)}`);
+    const client = out.split("\n").filter((line) => line.startsWith("client:"));
+    assertEquals(client, [
+      "client: <- 220 denio STARTTLS demo",
+      "client: -> STARTTLS",
+      "client: <- 220 go ahead",
+      "client: connection upgraded to TLS",
+      "client: -> HELLO secret",
+      "client: <- 250 HELLO secret",
+      "client: -> QUIT",
+      "client: <- 221 bye",
+      "client: connection closed",
+    ]);
+    assertStringIncludes(out, "server: connection upgraded to TLS");
+    assertStringIncludes(out, "starttls example done");
+  },
+});
+
+Deno.test({
+  name:
+    "examples/tls_echo.ts echoes to `openssl s_client` and closes on SIGINT",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "denio_tls_echo_" });
+    try {
+      await Deno.writeTextFile(`${dir}/cert.pem`, certs.cert);
+      await Deno.writeTextFile(`${dir}/key.pem`, certs.key);
+      await Deno.writeTextFile(`${dir}/ca.pem`, certs.caCert);
+      const server = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-net",
+          "--allow-read",
+          "examples/tls_echo.ts",
+          "--cert",
+          `${dir}/cert.pem`,
+          "--key",
+          `${dir}/key.pem`,
+          "--port",
+          "0",
+        ],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000),
+      }).spawn();
+      const serverErr = new Response(server.stderr).text();
+      const serverOut = server.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      const serverText = { text: "" };
+      try {
+        await readUntil(
+          serverOut,
+          /listening on 127\.0\.0\.1:\d+\n/,
+          serverText,
+        );
+        const port = serverText.text.match(/:(\d+)\n/)![1]!;
+        const client = new Deno.Command("openssl", {
+          args: [
+            "s_client",
+            "-connect",
+            `127.0.0.1:${port}`,
+            "-CAfile",
+            `${dir}/ca.pem`,
+            "-verify_return_error",
+            "-quiet",
+            "-no_ign_eof",
+          ],
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(30_000),
+        }).spawn();
+        const clientErr = new Response(client.stderr).text();
+        const clientOut = client.stdout.pipeThrough(new TextDecoderStream())
+          .getReader();
+        const writer = client.stdin.getWriter();
+        await writer.write(encoder.encode("hello over TLS\n"));
+        const echoed = await readUntil(clientOut, /hello over TLS\n/, {
+          text: "",
+        });
+        assertEquals(echoed, "hello over TLS\n");
+        await writer.close();
+        await clientOut.cancel();
+        assertEquals((await client.status).code, 0, await clientErr);
+        await clientErr;
+        await readUntil(serverOut, /closed, 15 bytes echoed\n/, serverText);
+      } finally {
+        server.kill("SIGINT");
+        await readUntil(serverOut, /tls echo server closed\n/, serverText)
+          .catch(() => {});
+        await serverOut.cancel();
+        await serverErr;
+        await server.status;
+      }
+      assertStringIncludes(serverText.text, "tls echo server closed");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
