@@ -913,6 +913,87 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "startTls() transport half-closes: writeEof() reaches the peer as eofReceived and the peer can still answer",
+  ignore,
+  async fn() {
+    const { server, protocols, port } = await startTlsServer((protocol) => {
+      protocol.keepOpenOnEof = true;
+      protocol.eof.promise.then(() => {
+        protocol.transport!.write(encoder.encode("BYE\r\n"));
+        protocol.transport!.close();
+      });
+    });
+    await using _server = server;
+    const { plain, client } = await sayStartTls(port);
+    const tls = await startTls(plain, client, { caCerts: [certs.caCert] });
+    assertEquals(tls.canWriteEof(), true);
+    await client.received("WELCOME\r\n");
+    tls.write(encoder.encode("last words"));
+    tls.writeEof();
+    assertEquals(await client.lost.promise, null);
+    assertEquals(client.text(), "WELCOME\r\nlast wordsBYE\r\n");
+    assertEquals(client.events, [
+      "connectionMade",
+      "dataReceived*",
+      "eofReceived",
+      "connectionLost(null)",
+    ]);
+    assertEquals(await protocols[0]!.lost.promise, null);
+    assertEquals(protocols[0]!.events.slice(-2), [
+      "eofReceived",
+      "connectionLost(null)",
+    ]);
+  },
+});
+
+Deno.test({
+  name:
+    "startTls() rejects when the peer closes during the handshake, and the server forgets the connection",
+  ignore,
+  async fn() {
+    const { server, protocols, port } = await startTlsServer();
+    const { plain, client } = await sayStartTls(port);
+    plain.close();
+    await assertRejects(() => protocols[0]!.upgraded.promise);
+    assertEquals(await client.lost.promise, null);
+    server.close();
+    await server.waitClosed();
+    assertEquals(protocols[0]!.events, [
+      "connectionMade",
+      "STARTTLS",
+      "upgrade failed",
+    ]);
+  },
+});
+
+Deno.test({
+  name:
+    "startTls() transport: a failure of the connection under the tunnel reaches connectionLost(error) once",
+  ignore,
+  async fn() {
+    await withHandler(async (reports) => {
+      const { server, port } = await startTlsServer();
+      await using _server = server;
+      const { plain, client } = await sayStartTls(port);
+      const tls = await startTls(plain, client, { caCerts: [certs.caCert] });
+      await client.received("WELCOME\r\n");
+      // Pull the socket out from under the tunnel.
+      (tls.getExtraInfo("socket") as Deno.Conn).close();
+      const error = await client.lost.promise;
+      assertInstanceOf(error, Error);
+      assertEquals(tls.isClosing(), true);
+      assertEquals(
+        client.events.filter((event) => event.startsWith("connectionLost"))
+          .length,
+        1,
+      );
+      assert(reports.length <= 1, `reported ${reports.length} times`);
+    });
+  },
+});
+
 // ------------------------------------------------------------------- examples
 
 const ROOT = new URL("..", import.meta.url);
