@@ -1041,6 +1041,8 @@ for (const group of groups) {
 const table = lines.join("\n");
 console.log("\n" + table);
 await Deno.writeTextFile(OUT, table);
+// Formatted as `deno task test`'s `deno fmt --check` expects.
+await run([DENO, "fmt", "--quiet", OUT]);
 const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
 await Deno.writeTextFile(
   `${RESULTS_DIR}/${stamp}.json`,
