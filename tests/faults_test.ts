@@ -11,6 +11,8 @@ import {
   type ConnectOptions,
   createConnection,
   createServer,
+  subprocessExec,
+  type SubprocessProtocol,
   type Transport,
 } from "../mod.ts";
 import {
@@ -428,3 +430,126 @@ Deno.test(
     assertEquals(unhandled.seen, []);
   },
 );
+
+// ---------------------------------------------------------------- subprocess
+
+/** A subprocess protocol that logs its callbacks (data collapsed per fd). */
+function subprocessRecorder() {
+  const events: string[] = [];
+  const lost = Promise.withResolvers<Error | null>();
+  let lostCalls = 0;
+  let paused = false;
+  const stdoutBytes = { n: 0 };
+  const protocol: SubprocessProtocol = {
+    connectionMade() {
+      events.push("connectionMade");
+    },
+    pipeDataReceived(fd, data) {
+      if (fd === 1) stdoutBytes.n += data.length;
+      const name = `pipeDataReceived(${fd})`;
+      if (!events.includes(name)) events.push(name);
+    },
+    pipeConnectionLost(fd, error) {
+      events.push(
+        `pipeConnectionLost(${fd}, ${
+          error === null ? "null" : error.constructor.name
+        })`,
+      );
+    },
+    processExited() {
+      events.push("processExited");
+    },
+    pauseWriting() {
+      paused = true;
+      events.push("pauseWriting");
+    },
+    resumeWriting() {
+      events.push("resumeWriting");
+    },
+    connectionLost(error) {
+      lostCalls++;
+      events.push("connectionLost");
+      lost.resolve(error);
+    },
+  };
+  return {
+    protocol,
+    events,
+    lost: lost.promise,
+    stdoutBytes,
+    lostCalls: () => lostCalls,
+    paused: () => paused,
+  };
+}
+
+/** A child that floods stdout and stderr and never reads stdin. */
+const FLOODER = [
+  "eval",
+  `const block = new Uint8Array(65536).fill(120);
+   const out = Deno.stdout.writable.getWriter();
+   const err = Deno.stderr.writable.getWriter();
+   for (;;) { await Promise.all([out.write(block), err.write(block.subarray(0, 1024))]); }`,
+];
+
+for (const ending of ["kill", "close"] as const) {
+  Deno.test(
+    `SubprocessTransport.${ending}() of a child whose stdin and stdout pipes are full ends with every pipe lost once and connectionLost(null)`,
+    async () => {
+      using unhandled = trapUnhandled();
+      using recorder = recordContexts();
+      const r = subprocessRecorder();
+      const [transport] = await subprocessExec(
+        () => r.protocol,
+        Deno.execPath(),
+        { args: FLOODER },
+      );
+      const stdin = transport.getPipeTransport(0) as Transport;
+      const stdout = transport.getPipeTransport(1) as Transport;
+      // Fill our side: stop reading its stdout, write to its stdin until
+      // flow control says stop.
+      stdout.pauseReading();
+      const block = new Uint8Array(64 * 1024);
+      for (let i = 0; i < 64 && !r.paused(); i++) stdin.write(block);
+      assert(r.paused(), "stdin never filled");
+      await sleep(100);
+      const before = r.stdoutBytes.n;
+      await sleep(50);
+      assertEquals(r.stdoutBytes.n, before, "stdout is paused");
+      if (ending === "kill") {
+        transport.kill();
+        // The paused stdout holds its EOF (as asyncio): resume to drain it.
+        await waitFor(() => transport.getReturncode() !== null, "the exit");
+        stdout.resumeReading();
+      } else {
+        transport.close();
+      }
+      assertEquals(
+        await within(r.lost, BOUND, "connectionLost"),
+        null,
+        r.events.join(" "),
+      );
+      assertEquals(r.lostCalls(), 1);
+      // What stdin still buffered could not be written: asyncio's
+      // BrokenPipeError, reported to pipeConnectionLost only.
+      assert(
+        r.events.includes("pipeConnectionLost(0, BrokenPipe)"),
+        r.events.join(" "),
+      );
+      assertEquals(transport.getReturncode(), -9);
+      for (const fd of [0, 1, 2]) {
+        assertEquals(
+          r.events.filter((e) => e.startsWith(`pipeConnectionLost(${fd},`))
+            .length,
+          1,
+          `pipe ${fd}: ${r.events.join(" ")}`,
+        );
+      }
+      assertEquals(r.events.filter((e) => e === "processExited").length, 1);
+      assertEquals(r.events[0], "connectionMade");
+      assertEquals(r.events.at(-1), "connectionLost");
+      assertEquals(stdin.getWriteBufferSize(), 0);
+      assertEquals(recorder.contexts, []);
+      assertEquals(unhandled.seen, []);
+    },
+  );
+}
