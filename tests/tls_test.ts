@@ -755,7 +755,14 @@ Deno.test({
         key: "not a key",
       })
     );
+    // So does a name Deno's TLS refuses, and the transport keeps reading.
+    await assertRejects(
+      () => startTls(plain, client, { hostname: "not a host name!" }),
+      TypeError,
+      "Invalid hostname",
+    );
     assertEquals(plain.isClosing(), false);
+    assertEquals(plain.isReading(), true);
     plain.write(encoder.encode("still plain"));
     await client.received("still plain");
     plain.close();
@@ -848,14 +855,46 @@ Deno.test({
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
     const { plain, client } = await sayStartTls(port);
-    // The client never upgrades; the server's upgrade is cancelled instead.
+    // The client never upgrades. Once the server's plain transport is
+    // detached (the handshake is running), close it.
+    const serverPlain = await protocols[0]!.made.promise;
+    for (let i = 0; i < 1000 && !serverPlain.isClosing(); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assertEquals(serverPlain.isClosing(), true);
     server.closeClients();
     const error = await assertRejects(() => protocols[0]!.upgraded.promise);
     assertStringIncludes(String(error), "closed during the upgrade");
+    assertEquals(protocols[0]!.events, [
+      "connectionMade",
+      "STARTTLS",
+      "upgrade failed",
+    ]);
     assertEquals(await client.lost.promise, null);
     assertEquals(plain.isClosing(), true);
     server.close();
     await server.waitClosed();
+  },
+});
+
+Deno.test({
+  name:
+    "startTls() on a transport closed right after the call rejects, and the protocol gets connectionLost from it",
+  ignore,
+  async fn() {
+    await using server = await createServer(() => new Recorder(), {
+      hostname: "127.0.0.1",
+      port: 0,
+    });
+    const [plain, client] = await createConnection(() => new Recorder(), {
+      hostname: "127.0.0.1",
+      port: portOf(server),
+    });
+    const upgrading = startTls(plain, client, { caCerts: [certs.caCert] });
+    plain.close();
+    await assertRejects(() => upgrading, Error, "closing");
+    assertEquals(await client.lost.promise, null);
+    assertEquals(client.events, ["connectionMade", "connectionLost(null)"]);
   },
 });
 

@@ -45,18 +45,26 @@ const ACTION = "start TLS";
  * protocol is `protocol`, once the handshake has completed.
  *
  * - It may be called at any time, also from `dataReceived` while the
- *   transport has a read in flight (it always has). Reading stops at once:
- *   bytes that arrive after the call are TLS records for the handshake, never
- *   `dataReceived`. Data written before the call is sent, in plain text,
- *   before the handshake starts. No byte is lost or reordered.
+ *   transport has a read in flight (it always has). Reading stops at once
+ *   (asyncio's `pause_reading()`): bytes that arrive after the call are TLS
+ *   records for the handshake, never `dataReceived`. Data written before the
+ *   call is sent, in plain text, before the handshake starts. No byte is lost
+ *   or reordered.
  * - Do not use the old transport afterwards: it is detached (writes to it are
- *   dropped) and calls no `connectionLost`. `protocol` gets no second
- *   `connectionMade`; it gets `connectionLost` once, from the new transport.
+ *   dropped) and calls no `connectionLost`; its `close()` and `abort()` act
+ *   on the upgrade (cancelling it while the handshake runs) and then on the
+ *   new transport, so `Server.closeClients()` and `waitClosed()` cover
+ *   upgraded connections. `protocol` gets no second `connectionMade`; it gets
+ *   `connectionLost` once, from the new transport.
+ * - A failure before the handshake starts (a key or certificate Deno cannot
+ *   load, a host name it refuses, the transport closing) leaves the transport
+ *   as it was, reading again.
  * - A failed handshake (a certificate that does not verify, a peer that is
- *   not speaking TLS, `handshakeTimeout`) closes the connection and rejects
- *   with the reason (Deno's message, e.g. "invalid peer certificate:
- *   UnknownIssuer"); as in asyncio, the protocol then gets neither
- *   `connectionMade` nor `connectionLost`.
+ *   not speaking TLS or goes away, `handshakeTimeout`) closes the connection
+ *   and rejects with the reason (Deno's message, e.g. "invalid peer
+ *   certificate: UnknownIssuer"); as in asyncio, the protocol then gets
+ *   neither `connectionMade` nor `connectionLost`: the rejection is the one
+ *   report.
  * - The new transport's `getExtraInfo` answers `peername`, `sockname` and
  *   `socket` (the original connection's) and `alpnProtocol` (the negotiated
  *   protocol or `null`). Deno exposes neither the peer certificate nor the
@@ -75,6 +83,9 @@ const ACTION = "start TLS";
  * kernel per record. `close()` on the new transport sends close_notify and
  * lets the records in flight reach the peer (at most 30 s, asyncio's
  * shutdown timeout) before `connectionLost`; `abort()` does not wait.
+ * Throughput matches Deno's own TLS; as with `Deno.listenTls`, the server
+ * side cannot disable Nagle's algorithm on its TLS socket, which can delay
+ * the first write after the handshake by a delayed-ACK interval (~40 ms).
  *
  * @param transport A TCP or Unix transport from `createConnection` or
  * `createServer` (or one returned by `startTls`), not closing.
@@ -85,7 +96,8 @@ const ACTION = "start TLS";
  * set without `cert` and `key`.
  * @throws {RangeError} If `handshakeTimeout` is not positive.
  * @throws {Error} If the transport is closing or wrote EOF, or the handshake
- * failed or timed out (`Deno.errors.TimedOut`).
+ * failed or timed out (`Deno.errors.TimedOut`), or the old transport was
+ * closed during the handshake (`Deno.errors.Interrupted`).
  *
  * @example Upgrade both ends of a connection (STARTTLS)
  * ```ts
@@ -205,9 +217,13 @@ export async function startTls(
   const hostname = options.hostname ??
     (peer?.transport === "tcp" ? peer.hostname : "127.0.0.1");
 
-  // Synchronously, before any await: a bad certificate or key fails here
-  // with the connection untouched, and reading stops before the peer's first
-  // TLS record can reach dataReceived.
+  if (transport.isClosing()) {
+    throw new Error("Cannot upgrade transport as it is closing");
+  }
+
+  // Synchronously, before any await: reading stops (as asyncio's
+  // pause_reading() in start_tls), so the peer's first TLS record cannot
+  // reach dataReceived, and a bad certificate or key fails here.
   const listener = new TunnelListener({
     serverSide,
     hostname,
@@ -215,30 +231,40 @@ export async function startTls(
     ...(options.alpnProtocols ? { alpnProtocols: options.alpnProtocols } : {}),
     ...(serverSide ? { cert: options.cert!, key: options.key! } : {}),
   });
-  // close() or abort() on the old transport during the upgrade cancels it.
-  let tunnel: Tunnel | null = null;
-  let cancelled = false;
-  function cancel(): void {
-    cancelled = true;
-    tunnel?.destroy();
-  }
-  const detaching = transport[detachIo]().then((detached) => {
-    // Handled from here on: the pump that awaits it comes later.
-    detached.firstRead.catch(() => {});
-    detached.forward({ close: cancel, abort: cancel });
-    return detached;
-  });
-  const connecting = listener.connect();
+  const wasReading = transport.isReading();
+  transport.pauseReading();
 
-  let detached: DetachedIo;
+  // Until the tunnel is ready the transport is untouched: a failure here
+  // leaves it as it was.
   let pair: { tls: Deno.TlsConn; raw: Deno.Conn };
+  let detached: DetachedIo;
   try {
-    [detached, pair] = await settleBoth(detaching, connecting);
+    pair = await listener.connect();
+  } catch (error) {
+    if (wasReading) transport.resumeReading();
+    throw error;
   } finally {
     listener.close();
   }
+  try {
+    detached = await transport[detachIo]();
+  } catch (error) {
+    closeQuietly(pair.tls);
+    closeQuietly(pair.raw);
+    if (wasReading) transport.resumeReading();
+    throw error;
+  }
+
+  // From here on the connection is the tunnel's. close() or abort() on the
+  // old transport cancels the upgrade.
   const { io, firstRead } = detached;
-  tunnel = new Tunnel(pair.tls, pair.raw, io, firstRead);
+  const tunnel = new Tunnel(pair.tls, pair.raw, io, firstRead);
+  let cancelled = false;
+  function cancel(): void {
+    cancelled = true;
+    tunnel.destroy();
+  }
+  detached.forward({ close: cancel, abort: cancel });
   let info: Deno.TlsHandshakeInfo;
   try {
     if (typeof io.read !== "function" || typeof io.write !== "function") {
@@ -248,7 +274,6 @@ export async function startTls(
         }`,
       );
     }
-    if (cancelled) throw new Error("cancelled");
     info = await tunnel.handshake(timeout);
     if (cancelled) throw new Error("cancelled");
   } catch (error) {
@@ -269,40 +294,13 @@ export async function startTls(
       peername: transport.getExtraInfo("peername"),
       sockname: transport.getExtraInfo("sockname"),
       socket: transport.getExtraInfo("socket"),
-      alpnProtocol: info!.alpnProtocol,
+      alpnProtocol: info.alpnProtocol,
     },
     onLost: detached.onLost,
   });
   tls.setWriteBufferLimits(limits);
   detached.forward(tls);
   return tls;
-}
-
-/**
- * Awaits both; if either fails, releases what the other produced and
- * rethrows the first failure.
- */
-async function settleBoth(
-  detaching: Promise<DetachedIo>,
-  connecting: Promise<{ tls: Deno.TlsConn; raw: Deno.Conn }>,
-): Promise<[DetachedIo, { tls: Deno.TlsConn; raw: Deno.Conn }]> {
-  const [detached, pair] = await Promise.allSettled([detaching, connecting]);
-  if (detached.status === "fulfilled" && pair.status === "fulfilled") {
-    return [detached.value, pair.value];
-  }
-  if (detached.status === "fulfilled") {
-    // The connection was detached but the tunnel failed: it is lost.
-    closeQuietly(detached.value.io);
-    await detached.value.firstRead.catch(() => {});
-    detached.value.onLost();
-  }
-  if (pair.status === "fulfilled") {
-    closeQuietly(pair.value.tls);
-    closeQuietly(pair.value.raw);
-  }
-  throw detached.status === "rejected"
-    ? detached.reason
-    : (pair as PromiseRejectedResult).reason;
 }
 
 function assertStrings(value: unknown, name: string): void {
