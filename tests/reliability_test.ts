@@ -13,7 +13,9 @@ import {
   createConnection,
   createServer,
   type Protocol,
+  startServer,
   type Transport,
+  WebStreamProtocol,
 } from "../mod.ts";
 import {
   canCountFds,
@@ -425,6 +427,189 @@ Deno.test(
     assertEquals(received.bytes, FIREHOSE_BYTES);
     assertEquals(received.digest(), stats.sum.digest());
     assert(stats.pauses >= 1, `pauseWriting was never called`);
+    assert(
+      stats.maxBuffer <= stats.high + FIREHOSE_CHUNK,
+      `write buffer reached ${stats.maxBuffer}`,
+    );
+    const growth = stats.maxRss - startRss;
+    assert(growth < RSS_GROWTH_LIMIT, `RSS grew by ${growth} bytes`);
+    assertEquals(recorder.contexts, []);
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+Deno.test(
+  `StreamWriter.drain() keeps the buffer under the high watermark and RSS bounded while a 1-byte-per-ms reader takes ${
+    FIREHOSE_BYTES >> 20
+  } MiB`,
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const source = randomBytes(mulberry32(4), 1024 * 1024);
+    const sent = new Checksum();
+    let maxBuffer = 0;
+    let maxRss = 0;
+    let high = 0;
+    const done = Promise.withResolvers<void>();
+    const server = await startServer(async (_reader, writer) => {
+      try {
+        high = writer.transport.getWriteBufferLimits().high;
+        for (
+          let offset = 0;
+          offset < FIREHOSE_BYTES;
+          offset += FIREHOSE_CHUNK
+        ) {
+          const at = offset % (source.length - FIREHOSE_CHUNK);
+          const chunk = source.subarray(at, at + FIREHOSE_CHUNK);
+          sent.update(chunk);
+          writer.write(chunk);
+          maxBuffer = Math.max(
+            maxBuffer,
+            writer.transport.getWriteBufferSize(),
+          );
+          await writer.drain();
+          if ((offset / FIREHOSE_CHUNK) % 16 === 0) {
+            maxRss = Math.max(maxRss, rss());
+          }
+        }
+        writer.close();
+        await writer.waitClosed();
+        done.resolve();
+      } catch (error) {
+        done.reject(error);
+      }
+    }, { hostname: "127.0.0.1", port: 0 });
+    try {
+      const { port } = server.addrs[0] as Deno.NetAddr;
+      const startRss = rss();
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      let received: Checksum;
+      try {
+        received = await slowThenFastRead(conn);
+      } finally {
+        conn.close();
+      }
+      await done.promise;
+      assertEquals(received.bytes, FIREHOSE_BYTES);
+      assertEquals(received.digest(), sent.digest());
+      assert(
+        maxBuffer <= high + FIREHOSE_CHUNK,
+        `write buffer reached ${maxBuffer} (high ${high})`,
+      );
+      const growth = maxRss - startRss;
+      assert(growth < RSS_GROWTH_LIMIT, `RSS grew by ${growth} bytes`);
+    } finally {
+      server.close();
+      server.abortClients();
+      await server.waitClosed();
+    }
+    assertEquals(recorder.contexts, []);
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+Deno.test(
+  `WebStreamProtocol.writable piped from a ReadableStream keeps the transport buffer bounded while a 1-byte-per-ms reader takes ${
+    FIREHOSE_BYTES >> 20
+  } MiB`,
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const source = randomBytes(mulberry32(5), 1024 * 1024);
+    const sent = new Checksum();
+    let maxBuffer = 0;
+    let maxRss = 0;
+    let high = 0;
+    const piped = Promise.withResolvers<void>();
+    const server = await createServer(() => {
+      const protocol = new WebStreamProtocol();
+      let offset = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const transport = protocol.transport;
+          if (transport !== null) {
+            high = transport.getWriteBufferLimits().high;
+            maxBuffer = Math.max(maxBuffer, transport.getWriteBufferSize());
+          }
+          if (offset >= FIREHOSE_BYTES) {
+            controller.close();
+            return;
+          }
+          const at = offset % (source.length - FIREHOSE_CHUNK);
+          const chunk = source.subarray(at, at + FIREHOSE_CHUNK);
+          sent.update(chunk);
+          controller.enqueue(chunk);
+          if ((offset / FIREHOSE_CHUNK) % 16 === 0) {
+            maxRss = Math.max(maxRss, rss());
+          }
+          offset += FIREHOSE_CHUNK;
+        },
+      }, { highWaterMark: 0 });
+      stream.pipeTo(protocol.writable).then(piped.resolve, piped.reject);
+      return protocol;
+    }, { hostname: "127.0.0.1", port: 0 });
+    try {
+      const { port } = server.addrs[0] as Deno.NetAddr;
+      const startRss = rss();
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      let received: Checksum;
+      try {
+        received = await slowThenFastRead(conn);
+      } finally {
+        conn.close();
+      }
+      await piped.promise;
+      assertEquals(received.bytes, FIREHOSE_BYTES);
+      assertEquals(received.digest(), sent.digest());
+      assert(high > 0);
+      assert(
+        maxBuffer <= high + FIREHOSE_CHUNK,
+        `write buffer reached ${maxBuffer} (high ${high})`,
+      );
+      const growth = maxRss - startRss;
+      assert(growth < RSS_GROWTH_LIMIT, `RSS grew by ${growth} bytes`);
+    } finally {
+      server.close();
+      server.abortClients();
+      await server.waitClosed();
+    }
+    assertEquals(recorder.contexts, []);
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+Deno.test(
+  `WebStreamProtocol.readable read slowly pushes back through TCP: the sending server's buffer stays bounded over ${
+    FIREHOSE_BYTES >> 20
+  } MiB`,
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const source = randomBytes(mulberry32(6), 1024 * 1024);
+    const stats = newFirehoseStats();
+    await using server = await createServer(
+      () => new Firehose(source, FIREHOSE_BYTES, stats),
+      { hostname: "127.0.0.1", port: 0 },
+    );
+    const { port } = server.addrs[0] as Deno.NetAddr;
+    const startRss = rss();
+    const [, client] = await createConnection(
+      () => new WebStreamProtocol({ readableHighWaterMark: 16 * 1024 }),
+      { hostname: "127.0.0.1", port },
+    );
+    const received = new Checksum();
+    const reader = client.readable.getReader();
+    for (let reads = 0;; reads++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received.update(value);
+      if (reads < 300) await sleep(1);
+    }
+    await client.writable.close().catch(() => {});
+    assertEquals(await stats.lost.promise, null);
+    assertEquals(received.bytes, FIREHOSE_BYTES);
+    assertEquals(received.digest(), stats.sum.digest());
+    assert(stats.pauses >= 1, "pauseWriting was never called");
     assert(
       stats.maxBuffer <= stats.high + FIREHOSE_CHUNK,
       `write buffer reached ${stats.maxBuffer}`,
