@@ -388,6 +388,86 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "createConnection() with tls carries 4 MiB byte-exact to a BufferedProtocol",
+  ignore,
+  async fn() {
+    await using server = await tlsServer(() => new Echo());
+    const buffer = new Uint8Array(64 * 1024);
+    const received: Uint8Array[] = [];
+    const lost = Promise.withResolvers<Error | null>();
+    const [transport] = await createConnection(() => ({
+      getBuffer: () => buffer,
+      bufferUpdated: (n: number) => received.push(buffer.slice(0, n)),
+      connectionLost: lost.resolve,
+    }), {
+      hostname: "127.0.0.1",
+      port: portOf(server),
+      tls: { caCerts: [certs.caCert] },
+    });
+    const payload = new Uint8Array(4 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + 3) & 0xff;
+    transport.write(payload);
+    transport.writeEof();
+    assertEquals(await lost.promise, null);
+    const total = received.reduce((sum, chunk) => sum + chunk.length, 0);
+    assertEquals(total, payload.length);
+    let offset = 0;
+    for (const chunk of received) {
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk[i] !== payload[offset + i]) {
+          throw new Error(`byte ${offset + i} differs`);
+        }
+      }
+      offset += chunk.length;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "createConnection() with tls rejects when its signal aborts the handshake",
+  ignore,
+  async fn() {
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const controller = new AbortController();
+    const connecting = createConnection(() => new Recorder(), {
+      hostname: "127.0.0.1",
+      port: (listener.addr as Deno.NetAddr).port,
+      tls: {},
+      signal: controller.signal,
+    });
+    using _peer = await listener.accept();
+    controller.abort(new Error("stop"));
+    await assertRejects(() => connecting, Error, "stop");
+  },
+});
+
+Deno.test({
+  name:
+    "Server.closeClients() on a TLS server closes its clients with close_notify (clean EOF)",
+  ignore,
+  async fn() {
+    const server = await tlsServer(() => new Echo());
+    const [transport, client] = await createConnection(() => new Recorder(), {
+      hostname: "127.0.0.1",
+      port: portOf(server),
+      tls: { caCerts: [certs.caCert] },
+    });
+    transport.write(encoder.encode("x"));
+    await client.received("x");
+    await server[Symbol.asyncDispose]();
+    assertEquals(await client.lost.promise, null);
+    assertEquals(client.events, [
+      "connectionMade",
+      "dataReceived*",
+      "eofReceived",
+      "connectionLost(null)",
+    ]);
+  },
+});
+
 // ------------------------------------------------------------------- startTls
 
 /**

@@ -169,7 +169,11 @@ async function abortable<T>(
   onAbort?: () => void,
 ): Promise<T> {
   if (signal === undefined) return await promise;
-  signal.throwIfAborted();
+  // Handled (and released) even when the signal aborted already: the
+  // operation is under way and must not leak or reject unhandled.
+  promise.then((value) => {
+    if (signal.aborted) release(value);
+  }, () => {});
   const aborted = Promise.withResolvers<never>();
   const abort = () => {
     aborted.reject(signal.reason);
@@ -179,10 +183,11 @@ async function abortable<T>(
       // Already closed.
     }
   };
+  if (signal.aborted) {
+    abort();
+    return await aborted.promise;
+  }
   signal.addEventListener("abort", abort, { once: true });
-  promise.then((value) => {
-    if (signal.aborted) release(value);
-  }, () => {});
   try {
     return await Promise.race([promise, aborted.promise]);
   } finally {
