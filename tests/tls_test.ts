@@ -1113,6 +1113,45 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "startTls() on a transport made by startTls() nests TLS in TLS and closes cleanly on both sides",
+  ignore,
+  async fn() {
+    const { server, protocols, port } = await startTlsServer();
+    await using _server = server;
+    const { plain, client } = await sayStartTls(port);
+    const outer = await startTls(plain, client, { caCerts: [certs.caCert] });
+    await client.received("WELCOME\r\n");
+    client.chunks.length = 0;
+    outer.write(encoder.encode("STARTTLS\r\n"));
+    await client.received("OK\r\n");
+    client.chunks.length = 0;
+    const inner = await startTls(outer, client, { caCerts: [certs.caCert] });
+    await client.received("WELCOME\r\n");
+    inner.write(encoder.encode("twice wrapped"));
+    await client.received("WELCOME\r\ntwice wrapped");
+    inner.close();
+    assertEquals(await client.lost.promise, null);
+    assertEquals(await protocols[0]!.lost.promise, null);
+    assertEquals(protocols[0]!.events, [
+      "connectionMade",
+      "STARTTLS",
+      "upgraded",
+      "STARTTLS",
+      "upgraded",
+      "dataReceived*",
+      "eofReceived",
+      "connectionLost(null)",
+    ]);
+    assertEquals(client.events, [
+      "connectionMade",
+      "dataReceived*",
+      "connectionLost(null)",
+    ]);
+  },
+});
+
 // ------------------------------------------------------------------- examples
 
 const ROOT = new URL("..", import.meta.url);

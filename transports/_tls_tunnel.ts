@@ -20,6 +20,13 @@ const MAX_STRANGERS = 16;
 
 type TunnelState = "pumping" | "draining" | "closed";
 
+/**
+ * A tunnel adapter's graceful close, for a tunnel running over it (TLS in
+ * TLS): the outer close_notify is followed by the inner one.
+ */
+const closeGracefully: unique symbol = Symbol("denio.closeGracefully");
+type GracefulIo = StreamIo & { [closeGracefully]?: () => Promise<void> };
+
 /** Settings of the TLS end of a tunnel. */
 export interface TunnelTls {
   serverSide: boolean;
@@ -166,10 +173,14 @@ export class Tunnel {
 
   /** The adapter a StreamTransport drives. */
   adapter(): StreamIo {
-    const io: StreamIo = {
+    const io: GracefulIo = {
       read: (buffer) => this.#read(buffer),
       write: (data) => this.#write(data),
       close: () => this.#close(),
+      [closeGracefully]: () => {
+        this.graceful = true;
+        return this.#close();
+      },
     };
     if (typeof this.#io.closeWrite === "function") {
       io.closeWrite = () => this.#closeWrite();
@@ -233,11 +244,24 @@ export class Tunnel {
       const lingered = new Promise<void>((resolve) => {
         this.#lingerTimer = setTimeout(resolve, LINGER_TIMEOUT);
       });
+      let drained = false;
       try {
-        await Promise.race([this.#drain(), lingered]);
+        drained = await Promise.race([
+          this.#drain().then(() => true),
+          lingered.then(() => false),
+        ]);
       } finally {
         clearTimeout(this.#lingerTimer);
-        this.#hardClose();
+        const inner = (this.#io as GracefulIo)[closeGracefully];
+        if (drained && this.#error === null && inner !== undefined) {
+          // TLS in TLS: the connection below closes gracefully too.
+          this.#state = "closed";
+          closeQuietly(this.#tls);
+          closeQuietly(this.#raw);
+          await inner();
+        } else {
+          this.#hardClose();
+        }
       }
       await this.#settled();
     })();
