@@ -6,13 +6,16 @@
 //
 // DENIO_LOAD_CONNECTIONS (default 1000) and DENIO_LOAD_BYTES (default 1 MiB
 // per connection: about 5 s on two idle cores) scale the load test down for a
-// slower machine, e.g. DENIO_LOAD_BYTES=65536.
+// slower machine, e.g. DENIO_LOAD_BYTES=65536; DENIO_TLS_LOAD_CONNECTIONS
+// (default 500) and DENIO_TLS_LOAD_BYTES (default 256 KiB) the TLS one.
 
 import { assert, assertEquals } from "@std/assert";
 import {
+  type ConnectOptions,
   createConnection,
   createServer,
   type Protocol,
+  type ServeOptions,
   startServer,
   type Transport,
   WebStreamProtocol,
@@ -35,6 +38,7 @@ import {
   trapUnhandled,
   waitFor,
 } from "./_reliability_helpers.ts";
+import { makeTestCerts, opensslMissing } from "./_certs.ts";
 
 const CONNECTIONS = envInt("DENIO_LOAD_CONNECTIONS", 1000);
 const BYTES_PER_CONNECTION = envInt("DENIO_LOAD_BYTES", 1024 * 1024);
@@ -119,107 +123,181 @@ class LoadClient implements Protocol {
   }
 }
 
+/** The fd count once it holds still for 5 readings 20 ms apart (bounded). */
+async function stableFdCount(): Promise<number> {
+  let count = openFdCount();
+  for (let same = 0, tries = 0; same < 5 && tries < 100; tries++) {
+    await sleep(20);
+    const now = openFdCount();
+    same = now === count ? same + 1 : 0;
+    count = now;
+  }
+  return count;
+}
+
+/**
+ * Opens `connections` clients to one echo server, all at once, then sends
+ * `bytes` through each and checks every byte, every connectionLost and the
+ * open descriptors.
+ */
+async function runLoad(
+  connections: number,
+  bytes: number,
+  serve: ServeOptions,
+  connect: ConnectOptions,
+): Promise<void> {
+  using unhandled = trapUnhandled();
+  using recorder = recordContexts();
+  const stats = newEchoStats();
+  const server = await createServer(() => new TrackedEcho(stats), serve);
+  const target: ConnectOptions = serve.transport === "unix"
+    ? connect
+    : { ...connect, port: (server.addrs[0] as Deno.NetAddr).port };
+  // Warm up lazily created runtime resources before taking the baseline.
+  assertEquals((await echoOnce(target)).text, "ping");
+  await waitFor(() => stats.lost === 1, "the warm-up connection to close");
+  const baseline = await stableFdCount();
+
+  const payload = randomBytes(mulberry32(1), 2 * 1024 * 1024);
+  const clients: LoadClient[] = [];
+  const transports: Transport[] = [];
+  const started = Date.now();
+  try {
+    for (let i = 0; i < connections; i += CONNECT_BATCH) {
+      const batch = await Promise.all(
+        Array.from(
+          { length: Math.min(CONNECT_BATCH, connections - i) },
+          (_, j) =>
+            createConnection(
+              () =>
+                new LoadClient(
+                  payload,
+                  ((i + j) * 9973) % (1024 * 1024),
+                  bytes,
+                ),
+              target,
+            ),
+        ),
+      );
+      for (const [transport, client] of batch) {
+        transports.push(transport);
+        clients.push(client);
+      }
+    }
+    // All connections are open at once before any byte moves.
+    await waitFor(
+      () => stats.made === connections + 1,
+      "the server to accept every connection",
+      60_000,
+    );
+    const connected = Date.now();
+    for (const client of clients) client.start();
+    const errors = await Promise.all(clients.map((c) => c.lost.promise));
+    const done = Date.now();
+    console.log(
+      `load: ${connections} connections x ${bytes} bytes; connect ${
+        connected - started
+      } ms, echo ${done - connected} ms`,
+    );
+
+    for (const [i, client] of clients.entries()) {
+      assertEquals(errors[i], null, `client ${i} lost with an error`);
+      assertEquals(client.sent.bytes, bytes);
+      assertEquals(
+        client.received.bytes,
+        bytes,
+        `client ${i} received ${client.received.bytes} bytes`,
+      );
+      assertEquals(
+        client.received.digest(),
+        client.sent.digest(),
+        `client ${i} checksum`,
+      );
+      assert(
+        client.maxBuffer <= 64 * 1024 + WRITE_CHUNK,
+        `client ${i} write buffer reached ${client.maxBuffer}`,
+      );
+    }
+  } finally {
+    for (const transport of transports) transport.abort();
+    server.close();
+    server.abortClients();
+    await server.waitClosed();
+  }
+  await sleep(0);
+  for (const [i, client] of clients.entries()) {
+    assertEquals(client.lostCalls, 1, `client ${i} connectionLost calls`);
+  }
+  assertEquals(stats.made, connections + 1);
+  assertEquals(stats.lost, connections + 1);
+  assertEquals(stats.doubleLost, 0);
+  assertEquals(stats.afterLost, 0);
+  assertEquals(stats.bytesIn, connections * bytes + 4);
+  assertEquals(stats.errors.filter((e) => e !== null), []);
+  // The listener is closed now, so one descriptor fewer than the baseline.
+  // (Deno releases a TLS socket in the background after close(): up to
+  // ~0.5 s after waitClosed() for 1000 connections, hence the long wait.)
+  const after = await settleFds(baseline - 1, 500);
+  assertEquals(after, baseline - 1, "open file descriptors after the load");
+  assertEquals(recorder.contexts, []);
+  assertEquals(unhandled.seen, []);
+}
+
 Deno.test({
   name:
     `createServer() echoes ${CONNECTIONS} concurrent connections of ${BYTES_PER_CONNECTION} bytes with every byte, connectionLost and descriptor accounted for`,
   ignore: loadSkip !== undefined,
-  async fn() {
-    using unhandled = trapUnhandled();
-    using recorder = recordContexts();
-    const stats = newEchoStats();
-    const server = await createServer(() => new TrackedEcho(stats), {
+  fn: () =>
+    runLoad(CONNECTIONS, BYTES_PER_CONNECTION, {
       hostname: "127.0.0.1",
       port: 0,
-    });
-    const { port } = server.addrs[0] as Deno.NetAddr;
-    // Warm up lazily created runtime resources before taking the baseline.
-    assertEquals((await echoOnce(port)).text, "ping");
-    await settleFds(0, 5);
-    const baseline = openFdCount();
+    }, { hostname: "127.0.0.1" }),
+});
 
-    const payload = randomBytes(mulberry32(1), 2 * 1024 * 1024);
-    const clients: LoadClient[] = [];
-    const transports: Transport[] = [];
-    const started = Date.now();
+const UNIX_CONNECTIONS = Math.min(CONNECTIONS, 500);
+
+Deno.test({
+  name:
+    `createServer() over a Unix socket echoes ${UNIX_CONNECTIONS} concurrent connections of ${BYTES_PER_CONNECTION} bytes with every byte accounted for`,
+  ignore: loadSkip !== undefined,
+  async fn() {
+    const dir = Deno.makeTempDirSync();
     try {
-      for (let i = 0; i < CONNECTIONS; i += CONNECT_BATCH) {
-        const batch = await Promise.all(
-          Array.from(
-            { length: Math.min(CONNECT_BATCH, CONNECTIONS - i) },
-            (_, j) =>
-              createConnection(
-                () =>
-                  new LoadClient(
-                    payload,
-                    ((i + j) * 9973) % (1024 * 1024),
-                    BYTES_PER_CONNECTION,
-                  ),
-                { hostname: "127.0.0.1", port },
-              ),
-          ),
-        );
-        for (const [transport, client] of batch) {
-          transports.push(transport);
-          clients.push(client);
-        }
-      }
-      // All connections are open at once before any byte moves.
-      await waitFor(
-        () => stats.made === CONNECTIONS + 1,
-        "the server to accept every connection",
-        60_000,
-      );
-      const connected = Date.now();
-      for (const client of clients) client.start();
-      const errors = await Promise.all(clients.map((c) => c.lost.promise));
-      const done = Date.now();
-      console.log(
-        `load: ${CONNECTIONS} connections x ${BYTES_PER_CONNECTION} bytes; connect ${
-          connected - started
-        } ms, echo ${done - connected} ms`,
-      );
-
-      for (const [i, client] of clients.entries()) {
-        assertEquals(errors[i], null, `client ${i} lost with an error`);
-        assertEquals(client.sent.bytes, BYTES_PER_CONNECTION);
-        assertEquals(
-          client.received.bytes,
-          BYTES_PER_CONNECTION,
-          `client ${i} received ${client.received.bytes} bytes`,
-        );
-        assertEquals(
-          client.received.digest(),
-          client.sent.digest(),
-          `client ${i} checksum`,
-        );
-        assert(
-          client.maxBuffer <= 64 * 1024 + WRITE_CHUNK,
-          `client ${i} write buffer reached ${client.maxBuffer}`,
-        );
-      }
+      const path = `${dir}/load.sock`;
+      await runLoad(UNIX_CONNECTIONS, BYTES_PER_CONNECTION, {
+        transport: "unix",
+        path,
+      }, { transport: "unix", path });
     } finally {
-      for (const transport of transports) transport.abort();
-      server.close();
-      server.abortClients();
-      await server.waitClosed();
+      Deno.removeSync(dir, { recursive: true });
     }
-    await sleep(0);
-    for (const [i, client] of clients.entries()) {
-      assertEquals(client.lostCalls, 1, `client ${i} connectionLost calls`);
-    }
-    assertEquals(stats.made, CONNECTIONS + 1);
-    assertEquals(stats.lost, CONNECTIONS + 1);
-    assertEquals(stats.doubleLost, 0);
-    assertEquals(stats.afterLost, 0);
-    assertEquals(stats.bytesIn, CONNECTIONS * BYTES_PER_CONNECTION + 4);
-    assertEquals(stats.errors.filter((e) => e !== null), []);
-    // The listener is closed now, so one descriptor fewer than the baseline.
-    const after = await settleFds(baseline - 1);
-    assertEquals(after, baseline - 1, "open file descriptors after the load");
-    assertEquals(recorder.contexts, []);
-    assertEquals(unhandled.seen, []);
   },
 });
+
+const TLS_CONNECTIONS = envInt("DENIO_TLS_LOAD_CONNECTIONS", 500);
+const TLS_BYTES = envInt("DENIO_TLS_LOAD_BYTES", 256 * 1024);
+const tlsSkip = loadSkip ?? opensslMissing() ?? undefined;
+
+Deno.test({
+  name:
+    `createServer() with TLS echoes ${TLS_CONNECTIONS} concurrent connections of ${TLS_BYTES} bytes with every byte accounted for`,
+  ignore: tlsSkip !== undefined,
+  async fn() {
+    const certs = await makeTestCerts();
+    try {
+      await runLoad(TLS_CONNECTIONS, TLS_BYTES, {
+        hostname: "127.0.0.1",
+        port: 0,
+        tls: { cert: certs.cert, key: certs.key },
+      }, { hostname: "127.0.0.1", tls: { caCerts: [certs.caCert] } });
+    } finally {
+      await Deno.remove(certs.dir, { recursive: true });
+    }
+  },
+});
+if (tlsSkip !== undefined && loadSkip === undefined) {
+  console.log(`skipping the TLS load test: ${tlsSkip}`);
+}
 
 // ------------------------------------------------------------ slow consumers
 
