@@ -233,7 +233,8 @@ export class StreamTransport implements Transport {
 
   /** True unless reading is paused or the transport is closing. */
   isReading(): boolean {
-    return !this.#readPaused && !this.isClosing();
+    return typeof this.#io.read === "function" && !this.#readPaused &&
+      !this.isClosing();
   }
 
   /**
@@ -268,6 +269,7 @@ export class StreamTransport implements Transport {
    */
   write(data: Uint8Array): void {
     assertBytes(data, "write to transport");
+    this.#assertWritable();
     if (this.#eofRequested) {
       throw new Error("Cannot write to transport as writeEof() was called");
     }
@@ -298,6 +300,7 @@ export class StreamTransport implements Transport {
     }
     const list = Array.from(chunks);
     for (const chunk of list) assertBytes(chunk, "write lines to transport");
+    this.#assertWritable();
     if (this.#eofRequested) {
       throw new Error("Cannot write to transport as writeEof() was called");
     }
@@ -423,7 +426,10 @@ export class StreamTransport implements Transport {
           continue;
         }
         let target: Uint8Array;
-        if (this.#buffered) {
+        // The kind the read starts with: setProtocol() may switch it while
+        // the read is in flight, and the bytes must still arrive.
+        const readBuffered = this.#buffered;
+        if (readBuffered) {
           const given = invokeCallback(
             this.#protocol,
             "getBuffer",
@@ -477,7 +483,12 @@ export class StreamTransport implements Transport {
           this.#onEof();
           return;
         }
-        if (this.#buffered) {
+        if (n === target.length && this.#readSize < MAX_READ_SIZE) {
+          this.#readSize *= 2;
+        }
+        if (readBuffered !== this.#buffered) {
+          this.#deliverAcross(target.subarray(0, n), readBuffered);
+        } else if (readBuffered) {
           invokeCallback(
             this.#protocol,
             "bufferUpdated",
@@ -485,20 +496,13 @@ export class StreamTransport implements Transport {
             n,
           );
         } else {
-          const data = this.#slab.subarray(
-            this.#slabOffset,
-            this.#slabOffset + n,
-          );
           // Keep views 8-byte aligned so a protocol can build typed arrays.
           this.#slabOffset += (n + 7) & ~7;
-          if (n === this.#readSize && this.#readSize < MAX_READ_SIZE) {
-            this.#readSize *= 2;
-          }
           invokeCallback(
             this.#protocol,
             "dataReceived",
             this.#onCallbackError,
-            data,
+            n === target.length ? target : target.subarray(0, n),
           );
         }
       }
@@ -520,6 +524,53 @@ export class StreamTransport implements Transport {
       this.#loopRunning = false;
       // A detach requested from a callback the loop was running.
       if (this.#detaching !== null) this.#handOver(sawEof ? null : undefined);
+    }
+  }
+
+  /**
+   * Delivers bytes read for a protocol of the other kind (setProtocol() ran
+   * while the read was in flight), as asyncio's proactor transport does.
+   */
+  #deliverAcross(bytes: Uint8Array, readBuffered: boolean): void {
+    if (readBuffered) {
+      // Read into the old protocol's buffer: the new one gets a copy.
+      invokeCallback(
+        this.#protocol,
+        "dataReceived",
+        this.#onCallbackError,
+        bytes.slice(),
+      );
+      return;
+    }
+    let offset = 0;
+    while (offset < bytes.length && !this.isClosing()) {
+      const given = invokeCallback(
+        this.#protocol,
+        "getBuffer",
+        this.#onCallbackError,
+        bytes.length - offset,
+      );
+      if (this.isClosing()) return;
+      if (!(given instanceof Uint8Array) || given.length === 0) {
+        this.#callbackFailed(
+          "getBuffer",
+          new RangeError(
+            `Cannot read into buffer as getBuffer() returned no space: current value is ${
+              describe(given)
+            }`,
+          ),
+        );
+        return;
+      }
+      const count = Math.min(given.length, bytes.length - offset);
+      given.set(bytes.subarray(offset, offset + count));
+      offset += count;
+      invokeCallback(
+        this.#protocol,
+        "bufferUpdated",
+        this.#onCallbackError,
+        count,
+      );
     }
   }
 
@@ -668,6 +719,14 @@ export class StreamTransport implements Transport {
       if (this.#state.kind === "lost" || this.#state.kind === "closed") return;
       this.#fatalError(error, "Fatal error on transport while writing EOF");
     });
+  }
+
+  #assertWritable(): void {
+    if (typeof this.#io.write !== "function") {
+      throw new TypeError(
+        "Cannot write to transport as it is read-only: current value is a read pipe",
+      );
+    }
   }
 
   #maybePause(): void {
