@@ -27,7 +27,13 @@ export interface TlsConnectOptions {
   caCerts?: string[];
   /** ALPN protocols to offer. */
   alpnProtocols?: string[];
-  /** Milliseconds the handshake may take before the connection fails. @default {60000} */
+  /**
+   * Milliseconds the handshake may take before the connection fails. On a
+   * timeout or abort the promise rejects at once; Deno 2.9 releases the TCP
+   * socket of an unfinished handshake only when the peer speaks or closes.
+   *
+   * @default {60000}
+   */
   handshakeTimeout?: number;
 }
 

@@ -33,7 +33,18 @@ export interface TlsServeOptions {
   key: string;
   /** ALPN protocols to accept, in order of preference. */
   alpnProtocols?: string[];
-  /** Milliseconds a client's handshake may take before it is dropped. @default {60000} */
+  /**
+   * Milliseconds a client's handshake may take before it is dropped.
+   *
+   * Deno 2.9 limits: a `Deno.TlsConn` closed before its handshake finished
+   * keeps its TCP socket until the peer speaks or closes, so a silent peer
+   * holds a descriptor past the timeout (no protocol ever sees it); and a TLS
+   * server cannot disable Nagle's algorithm (`Deno.TlsConn` has no
+   * `setNoDelay`), so the first small write after a handshake may wait for a
+   * delayed ACK (about 40 ms on Linux).
+   *
+   * @default {60000}
+   */
   handshakeTimeout?: number;
 }
 
