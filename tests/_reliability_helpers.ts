@@ -5,6 +5,7 @@
 // contexts, a flow-controlled echo protocol and a one-shot echo check.
 
 import { assert, assertEquals } from "@std/assert";
+import { makeTestCerts } from "./_certs.ts";
 import {
   type ConnectOptions,
   createConnection,
@@ -519,12 +520,13 @@ export interface FaultBed extends AsyncDisposable {
 let bedCount = 0;
 
 export async function faultBed(
-  kind: "tcp" | "unix" = "tcp",
+  kind: "tcp" | "unix" | "tls" = "tcp",
 ): Promise<FaultBed> {
   const unhandled = trapUnhandled();
   const recorder = recordContexts();
   const stats = newEchoStats();
   const pending: (Protocol | (() => Protocol))[] = [];
+  const certs = kind === "tls" ? await makeTestCerts() : undefined;
   const dir = kind === "unix" ? Deno.makeTempDirSync() : "";
   const path = `${dir}/bed${bedCount++}.sock`;
   const server = await createServer(
@@ -532,15 +534,26 @@ export async function faultBed(
       const next = pending.shift() ?? new TrackedEcho(stats);
       return typeof next === "function" ? next() : next;
     },
-    kind === "unix"
-      ? { transport: "unix", path }
+    kind === "unix" ? { transport: "unix", path } : certs !== undefined
+      ? {
+        hostname: "127.0.0.1",
+        port: 0,
+        tls: { cert: certs.cert, key: certs.key },
+      }
       : { hostname: "127.0.0.1", port: 0 },
   );
   const target: ConnectOptions = kind === "unix"
     ? { transport: "unix", path }
-    : { hostname: "127.0.0.1", port: (server.addrs[0] as Deno.NetAddr).port };
+    : {
+      hostname: "127.0.0.1",
+      port: (server.addrs[0] as Deno.NetAddr).port,
+      ...(certs !== undefined ? { tls: { caCerts: [certs.caCert] } } : {}),
+    };
   const bystander = new Recording({}, true);
   await createConnection(() => bystander, target);
+  // The server side may attach after the client resolves (TLS finishes its
+  // handshake there last): the bystander must not take the next protocol.
+  await waitFor(() => stats.made === 1, "the bystander's server side", BOUND);
   let round = 0;
   return {
     server,
@@ -548,6 +561,13 @@ export async function faultBed(
     stats,
     contexts: recorder.contexts,
     connectRaw() {
+      if (certs !== undefined) {
+        return Deno.connectTls({
+          hostname: "127.0.0.1",
+          port: target.port!,
+          caCerts: [certs.caCert],
+        });
+      }
       return kind === "unix"
         ? Deno.connect({ transport: "unix", path })
         : Deno.connect({ hostname: "127.0.0.1", port: target.port! });
@@ -584,6 +604,9 @@ export async function faultBed(
         unhandled[Symbol.dispose]();
         recorder[Symbol.dispose]();
         if (dir) Deno.removeSync(dir, { recursive: true });
+        if (certs !== undefined) {
+          Deno.removeSync(certs.dir, { recursive: true });
+        }
       }
     },
   };
@@ -643,13 +666,16 @@ export function assertFlowOnly(events: string[]): void {
 }
 
 /** Reads until `n` bytes arrived (or EOF). */
-export async function readAtLeast(conn: Deno.Conn, n: number): Promise<number> {
-  const buffer = new Uint8Array(64 * 1024);
-  let got = 0;
-  while (got < n) {
-    const r = await conn.read(buffer);
-    if (r === null) break;
-    got += r;
+export function readAtLeast(conn: Deno.Conn, n: number): Promise<number> {
+  async function read(): Promise<number> {
+    const buffer = new Uint8Array(64 * 1024);
+    let got = 0;
+    while (got < n) {
+      const r = await conn.read(buffer);
+      if (r === null) break;
+      got += r;
+    }
+    return got;
   }
-  return got;
+  return within(read(), BOUND, `reading ${n} bytes from the peer`);
 }

@@ -9,11 +9,13 @@ import { assert, assertEquals, assertInstanceOf } from "@std/assert";
 import {
   createConnection,
   createDatagramEndpoint,
+  createServer,
   type DatagramProtocol,
   type DatagramTransport,
   type ExceptionContext,
   type Protocol,
   setExceptionHandler,
+  startTls,
   subprocessExec,
   type SubprocessProtocol,
   type SubprocessTransport,
@@ -30,6 +32,7 @@ import {
   waitFor,
   within,
 } from "./_reliability_helpers.ts";
+import { makeTestCerts, opensslMissing } from "./_certs.ts";
 
 /** A stream protocol (plain or buffered) that throws `thrown` from `name`. */
 class Thrower {
@@ -170,13 +173,20 @@ async function drain(conn: Deno.Conn): Promise<void> {
   );
 }
 
-for (const { name, buffered, provoke } of STREAM_CASES) {
-  Deno.test(
-    `StreamTransport reports a throwing ${
+const TLS_SKIP = opensslMissing();
+if (TLS_SKIP !== null) console.log(`skipping the TLS cases: ${TLS_SKIP}`);
+
+for (
+  const [kind, { name, buffered, provoke }] of (["tcp", "tls"] as const)
+    .flatMap((kind) => STREAM_CASES.map((c) => [kind, c] as const))
+) {
+  Deno.test({
+    name: `StreamTransport (${kind}) reports a throwing ${
       buffered ? "BufferedProtocol" : "Protocol"
     }.${name}() once to the exception handler, aborts with connectionLost(thrown) and keeps the server serving`,
-    async () => {
-      await using bed = await faultBed();
+    ignore: kind === "tls" && TLS_SKIP !== null,
+    fn: async () => {
+      await using bed = await faultBed(kind);
       const thrown = new Error(`thrown by ${name}`);
       const thrower = buffered
         ? bufferedThrower(name, thrown)
@@ -204,7 +214,7 @@ for (const { name, buffered, provoke } of STREAM_CASES) {
       assertOneContext(bed.contexts, name, thrower, thrower);
       await bed.assertStillServing();
     },
-  );
+  });
 }
 
 Deno.test(
@@ -516,3 +526,164 @@ for (
     },
   );
 }
+
+Deno.test({
+  name:
+    "startTls(): a protocol that throws after the upgrade is reported once and gets one connectionLost(thrown)",
+  ignore: TLS_SKIP !== null,
+  async fn() {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const certs = await makeTestCerts();
+    const thrown = new Error("thrown by dataReceived after STARTTLS");
+    const serverLost = Promise.withResolvers<Error | null>();
+    let serverLostCalls = 0;
+    let upgraded: Transport | undefined;
+    let serverProtocol: Protocol | undefined;
+    try {
+      const server = await createServer(() => {
+        let transport: Transport;
+        const protocol: Protocol = {
+          connectionMade(t) {
+            transport = t;
+          },
+          dataReceived(data) {
+            if (upgraded !== undefined) throw thrown;
+            if (new TextDecoder().decode(data) === "STARTTLS\r\n") {
+              transport.write(new TextEncoder().encode("OK\r\n"));
+              startTls(transport, protocol, {
+                serverSide: true,
+                cert: certs.cert,
+                key: certs.key,
+              }).then((t) => upgraded = t);
+            }
+          },
+          connectionLost(error) {
+            serverLostCalls++;
+            serverLost.resolve(error);
+          },
+        };
+        serverProtocol = protocol;
+        return protocol;
+      }, { hostname: "127.0.0.1", port: 0 });
+      try {
+        const { port } = server.addrs[0] as Deno.NetAddr;
+        const ok = Promise.withResolvers<void>();
+        const clientLost = Promise.withResolvers<Error | null>();
+        const client: Protocol = {
+          dataReceived() {
+            ok.resolve();
+          },
+          connectionLost: clientLost.resolve,
+        };
+        const [plain] = await createConnection(() => client, {
+          hostname: "127.0.0.1",
+          port,
+        });
+        plain.write(new TextEncoder().encode("STARTTLS\r\n"));
+        await within(ok.promise, BOUND, "OK");
+        const tls = await within(
+          startTls(plain, client, { caCerts: [certs.caCert] }),
+          BOUND,
+          "the client's upgrade",
+        );
+        tls.write(new TextEncoder().encode("boom"));
+        assert(
+          await within(serverLost.promise, BOUND, "connectionLost") === thrown,
+        );
+        await within(clientLost.promise, BOUND, "the client's end");
+        assertEquals(serverLostCalls, 1);
+        assertOneContext(
+          recorder.contexts,
+          "dataReceived",
+          { thrown, transport: upgraded },
+          serverProtocol,
+        );
+      } finally {
+        server.close();
+        server.abortClients();
+        await within(server.waitClosed(), BOUND, "the server to close");
+      }
+    } finally {
+      await Deno.remove(certs.dir, { recursive: true });
+    }
+    assertEquals(unhandled.seen, []);
+  },
+});
+
+// ------------------------------------------------------------ async callbacks
+
+Deno.test(
+  "An async Protocol.dataReceived() that rejects is fatal like a throw: one context, connectionLost(error), no unhandled rejection",
+  async () => {
+    await using bed = await faultBed();
+    const thrown = new Error("rejected by an async dataReceived");
+    const lost = Promise.withResolvers<Error | null>();
+    let transport: Transport | undefined;
+    let lostCalls = 0;
+    const protocol: Protocol = {
+      connectionMade(t) {
+        transport = t;
+      },
+      async dataReceived() {
+        await null;
+        throw thrown;
+      },
+      connectionLost(error) {
+        lostCalls++;
+        lost.resolve(error);
+      },
+    };
+    bed.nextProtocol(protocol);
+    const conn = await bed.connectRaw();
+    try {
+      await conn.write(new Uint8Array([1]));
+      assert(await within(lost.promise, BOUND, "connectionLost") === thrown);
+      await drain(conn);
+    } finally {
+      conn.close();
+    }
+    assertEquals(lostCalls, 1);
+    assertOneContext(
+      bed.contexts,
+      "dataReceived",
+      { thrown, transport },
+      protocol,
+    );
+    await bed.assertStillServing();
+  },
+);
+
+Deno.test(
+  "An async SubprocessProtocol.pipeDataReceived() that rejects is fatal like a throw",
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const thrown = new Error("rejected by an async pipeDataReceived");
+    const lost = Promise.withResolvers<Error | null>();
+    let transport: SubprocessTransport | undefined;
+    const protocol: SubprocessProtocol = {
+      connectionMade(t) {
+        transport = t;
+      },
+      async pipeDataReceived() {
+        await null;
+        throw thrown;
+      },
+      connectionLost: lost.resolve,
+    };
+    await subprocessExec(() => protocol, Deno.execPath(), {
+      args: [
+        "eval",
+        "console.log('hi'); await new Promise((r) => setTimeout(r, 30000));",
+      ],
+      stdin: "null",
+    });
+    assert(await within(lost.promise, BOUND, "connectionLost") === thrown);
+    assertOneContext(recorder.contexts, "pipeDataReceived", {
+      thrown,
+      transport,
+    }, protocol);
+    assertEquals(unhandled.seen, []);
+  },
+);

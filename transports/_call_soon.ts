@@ -25,7 +25,10 @@ export type CallbackFailure = (name: string, error: unknown) => void;
 
 /**
  * Calls `protocol[name](a, b)` if the protocol has that callback. A throw is
- * handed to `onError` and `undefined` is returned instead.
+ * handed to `onError` and `undefined` is returned instead. So is the
+ * rejection of a promise the callback returns (an `async` callback), later:
+ * it would otherwise be an unhandled rejection that ends the process; the
+ * promise itself counts as `undefined`.
  */
 export function invokeCallback(
   protocol: object,
@@ -34,15 +37,20 @@ export function invokeCallback(
   a?: unknown,
   b?: unknown,
 ): unknown {
-  const fn = (protocol as Record<string, unknown>)[name];
-  if (fn === undefined || fn === null) return undefined;
   try {
+    const fn = (protocol as Record<string, unknown>)[name];
+    if (fn === undefined || fn === null) return undefined;
     if (typeof fn !== "function") {
       throw new TypeError(
         `Cannot call protocol.${name} as it is not a function: current value is ${typeof fn}`,
       );
     }
-    return fn.call(protocol, a, b);
+    const result = fn.call(protocol, a, b);
+    if (result instanceof Promise) {
+      result.catch((error: unknown) => onError(name, error));
+      return undefined;
+    }
+    return result;
   } catch (error) {
     onError(name, error);
     return undefined;
