@@ -7,6 +7,8 @@
 
 import { assert, assertEquals, assertInstanceOf } from "@std/assert";
 import {
+  connectReadPipe,
+  connectWritePipe,
   createConnection,
   createDatagramEndpoint,
   createServer,
@@ -14,6 +16,7 @@ import {
   type DatagramTransport,
   type ExceptionContext,
   type Protocol,
+  type ReadTransport,
   setExceptionHandler,
   startTls,
   subprocessExec,
@@ -684,6 +687,160 @@ Deno.test(
       thrown,
       transport,
     }, protocol);
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+// ------------------------------------------------- connectionLost elsewhere
+
+Deno.test(
+  "DatagramTransport reports a throwing DatagramProtocol.connectionLost() once and calls it once",
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const thrown = new Error("thrown by connectionLost");
+    let calls = 0;
+    let endpoint: DatagramTransport | undefined;
+    const protocol: DatagramProtocol = {
+      connectionMade(t) {
+        endpoint = t;
+      },
+      connectionLost() {
+        calls++;
+        throw thrown;
+      },
+    };
+    const [transport] = await createDatagramEndpoint(() => protocol, {
+      localAddr: { hostname: "127.0.0.1", port: 0 },
+    });
+    transport.close();
+    await waitFor(() => recorder.contexts.length > 0, "the context", BOUND);
+    await sleep(10);
+    assertEquals(calls, 1);
+    assertOneContext(
+      recorder.contexts,
+      "connectionLost",
+      { thrown, transport: endpoint },
+      protocol,
+    );
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+Deno.test(
+  "SubprocessTransport reports a throwing SubprocessProtocol.connectionLost() once and calls it once",
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const thrown = new Error("thrown by connectionLost");
+    let calls = 0;
+    let transport: SubprocessTransport | undefined;
+    const protocol: SubprocessProtocol = {
+      connectionMade(t) {
+        transport = t;
+      },
+      connectionLost() {
+        calls++;
+        throw thrown;
+      },
+    };
+    await subprocessExec(() => protocol, "true", { stdin: "null" });
+    await waitFor(() => recorder.contexts.length > 0, "the context", BOUND);
+    await sleep(10);
+    assertEquals(calls, 1);
+    assertEquals(transport!.getReturncode(), 0);
+    assertOneContext(
+      recorder.contexts,
+      "connectionLost",
+      { thrown, transport },
+      protocol,
+    );
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+// --------------------------------------------------------------------- pipes
+
+Deno.test(
+  "connectReadPipe(): a throwing Protocol.dataReceived() is reported once, the pipe is closed and connectionLost(thrown) follows",
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const thrown = new Error("thrown by dataReceived");
+    let cancelled = false;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(new Uint8Array([1, 2, 3]));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const lost = Promise.withResolvers<Error | null>();
+    let lostCalls = 0;
+    let pipeTransport: ReadTransport | undefined;
+    const protocol: Protocol = {
+      connectionMade(t) {
+        pipeTransport = t;
+      },
+      dataReceived() {
+        throw thrown;
+      },
+      connectionLost(error) {
+        lostCalls++;
+        lost.resolve(error);
+      },
+    };
+    await connectReadPipe(() => protocol, stream);
+    assert(await within(lost.promise, BOUND, "connectionLost") === thrown);
+    await waitFor(() => cancelled, "the stream to be cancelled", BOUND);
+    assertEquals(lostCalls, 1);
+    assertOneContext(
+      recorder.contexts,
+      "dataReceived",
+      { thrown, transport: pipeTransport },
+      protocol,
+    );
+    assertEquals(unhandled.seen, []);
+  },
+);
+
+Deno.test(
+  "connectWritePipe(): a throwing Protocol.pauseWriting() is reported once, the pipe is released and connectionLost(thrown) follows",
+  async () => {
+    using unhandled = trapUnhandled();
+    using recorder = recordContexts();
+    const thrown = new Error("thrown by pauseWriting");
+    let aborted: unknown;
+    // A slow sink, so the buffer grows past the high watermark at once.
+    const stream = new WritableStream<Uint8Array>({
+      write: () => sleep(20),
+      abort(reason) {
+        aborted = reason ?? "aborted";
+      },
+      close() {
+        aborted = "closed";
+      },
+    });
+    const lost = Promise.withResolvers<Error | null>();
+    const protocol = {
+      pauseWriting() {
+        throw thrown;
+      },
+      connectionLost: lost.resolve,
+    };
+    const [transport] = await connectWritePipe(() => protocol, stream);
+    transport.write(new Uint8Array(128 * 1024));
+    assert(await within(lost.promise, BOUND, "connectionLost") === thrown);
+    assertEquals(transport.isClosing(), true);
+    assertEquals(transport.getWriteBufferSize(), 0);
+    assertOneContext(
+      recorder.contexts,
+      "pauseWriting",
+      { thrown, transport },
+      protocol,
+    );
+    await waitFor(() => aborted !== undefined, "the stream to end", BOUND);
     assertEquals(unhandled.seen, []);
   },
 );
