@@ -203,7 +203,7 @@ export class FramingCore<F extends object> {
   #owner: F;
   #handler: FramingHandler<F>;
   #decoder: Decoder;
-  #deliver: (message: Uint8Array) => void;
+  #deliver: (message: Uint8Array) => unknown;
   #scan: Scan = { start: 0, end: 0, next: 0, need: 0 };
   #transport: Transport | null = null;
   #writeTransport: WriteTransport | null;
@@ -220,7 +220,7 @@ export class FramingCore<F extends object> {
     owner: F,
     handler: FramingHandler<F>,
     decoder: Decoder,
-    deliver: (message: Uint8Array) => void,
+    deliver: (message: Uint8Array) => unknown,
     writeTransport: WriteTransport | null = null,
   ) {
     this.#writeTransport = writeTransport;
@@ -395,7 +395,11 @@ export class FramingCore<F extends object> {
         const message = pending.subarray(scan.start, scan.end);
         this.#start += scan.next;
         scan.need = 0;
-        this.#deliver(message);
+        const result = this.#deliver(message);
+        if (result instanceof Promise) {
+          // An async handler: its rejection is fatal like a throw.
+          result.catch((error) => this.#callbackFailed(error));
+        }
       }
     } finally {
       this.#processing = false;

@@ -308,7 +308,7 @@ export class ContentLengthProtocol implements BufferedProtocol {
     this.#core = new FramingCore(this, handler, decoder, (body) => {
       const headers = decoder.headers!;
       decoder.headers = null;
-      handler.messageReceived?.(body, this, headers);
+      return handler.messageReceived?.(body, this, headers);
     }, checkWriteTransport(options.writeTransport, ACTION));
   }
 

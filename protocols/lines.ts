@@ -227,11 +227,9 @@ export class LineProtocol implements BufferedProtocol {
     this.#handler = handler;
     this.#decoder = new LineDecoder(delimiter, max);
     this.#core = new FramingCore(this, handler, this.#decoder, (message) => {
-      if (this.#decoder.lastRaw) {
-        this.#handler.bytesReceived?.(message, this);
-      } else {
-        this.#handler.lineReceived?.(message, this);
-      }
+      return this.#decoder.lastRaw
+        ? this.#handler.bytesReceived?.(message, this)
+        : this.#handler.lineReceived?.(message, this);
     }, checkWriteTransport(options.writeTransport, ACTION));
   }
 

@@ -418,8 +418,14 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
    * error.
    *
    * @param error The error.
+   * @throws {TypeError} If `error` is not an Error.
    */
   setException(error: Error): void {
+    if (!(error instanceof Error)) {
+      throw new TypeError(
+        `Cannot set exception as it is not an Error: current value is ${typeof error}`,
+      );
+    }
     this.#exception = error;
     const waiter = this.#waiter;
     if (waiter !== null) {

@@ -289,12 +289,14 @@ function writePipeIo(
         return data.length;
       },
       closeWrite: eof.closeWrite,
-      close(): void {
+      close(error?: Error | null): void {
         if (released) return;
         released = true;
-        // With nothing in flight every accepted byte was written: close
-        // gracefully so the reader sees the end. Otherwise this is an abort.
-        (inFlight ? writer.abort() : writer.close()).catch(ignore);
+        // With nothing in flight and no error every accepted byte was
+        // written: close gracefully so the reader sees the end. Otherwise
+        // (data dropped by a fatal error, or a write cut short) abort.
+        (inFlight || error ? writer.abort(error ?? undefined) : writer.close())
+          .catch(ignore);
         writer.releaseLock();
       },
     },

@@ -156,10 +156,17 @@ export async function createConnection<P extends BaseProtocol>(
     throw error;
   }
   const made = Promise.withResolvers<void>();
-  const transport = new StreamTransport(conn, protocol, {
-    extra: { ...connExtra(conn), ...extra },
-    onMade: made.resolve,
-  });
+  let transport: StreamTransport;
+  try {
+    transport = new StreamTransport(conn, protocol, {
+      extra: { ...connExtra(conn), ...extra },
+      onMade: made.resolve,
+    });
+  } catch (error) {
+    // A protocol whose getters throw while it is attached.
+    conn.close();
+    throw error;
+  }
   await made.promise;
   return [transport, protocol];
 }

@@ -70,6 +70,9 @@ export interface ServeOptions {
 
 type ServerState = "idle" | "serving" | "closed";
 
+/** Milliseconds `await using` lets clients flush before aborting them. */
+const DISPOSE_GRACE = 5000;
+
 /** Delay before accepting again after accept() failed (asyncio's ACCEPT_RETRY_DELAY). */
 const ACCEPT_RETRY_DELAY = 1000;
 
@@ -77,10 +80,10 @@ const ACCEPT_RETRY_DELAY = 1000;
  * A listening server, asyncio's `asyncio.Server`. Made by
  * {@linkcode createServer}.
  *
- * `await using` closes it, closes every client (flushing their buffers) and
- * waits until all are gone. asyncio's `async with` only waits for the
- * clients, which hangs while one stays connected; closing them is what a
- * scope's end usually means.
+ * `await using` closes it, closes every client (flushing their buffers; a
+ * client still not done after 5 s is aborted) and waits until all are gone.
+ * asyncio's `async with` only waits for the clients, which hangs while one
+ * stays connected; closing them is what a scope's end usually means.
  */
 export class Server implements AsyncDisposable {
   #listener: Deno.Listener;
@@ -210,10 +213,24 @@ export class Server implements AsyncDisposable {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  /** Closes the server and its clients, then waits for them to be gone. */
+  /**
+   * Closes the server and its clients (flushing their buffers), then waits
+   * for them to be gone. A client that does not read its data within
+   * 5 seconds is aborted, so leaving a scope never hangs.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
     this.closeClients();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), DISPOSE_GRACE);
+    });
+    try {
+      const first = await Promise.race([this.waitClosed(), grace]);
+      if (first === "late") this.abortClients();
+    } finally {
+      clearTimeout(timer);
+    }
     await this.waitClosed();
   }
 

@@ -35,10 +35,11 @@ export interface StreamIo {
   /** Shuts down the write side. Absent where there is no half-close. */
   closeWrite?(): Promise<void>;
   /**
-   * Releases the resource; pending reads and writes then fail. A returned
-   * promise delays `connectionLost` until it settles (a TLS tunnel draining).
+   * Releases the resource; pending reads and writes then fail. `error` is
+   * why (`null` for a clean close or an abort). A returned promise delays
+   * `connectionLost` until it settles (a TLS tunnel draining).
    */
-  close(): void | Promise<void>;
+  close(error?: Error | null): void | Promise<void>;
 }
 
 /** Options of the {@linkcode StreamTransport} constructor. */
@@ -784,7 +785,7 @@ export class StreamTransport implements Transport {
     this.#bufferSize = 0;
     let closing: void | Promise<void> = undefined;
     try {
-      closing = this.#io.close();
+      closing = this.#io.close(error);
     } catch {
       // Already closed by the peer or the runtime: nothing left to release.
     }
