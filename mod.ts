@@ -109,6 +109,7 @@ export {
   type WebStreamPair,
   WebStreamProtocol,
 } from "./protocols/web_streams.ts";
+export { FramedProtocol } from "./protocols/framed_protocol.ts";
 export {
   FramingError,
   type FramingErrorOptions,

@@ -7,19 +7,20 @@
  * @module
  */
 
-import type { BufferedProtocol, Transport, WriteTransport } from "../mod.ts";
+import type { BufferedProtocol, WriteTransport } from "../mod.ts";
 import {
-  checkBytes,
+  checkHandler,
   checkLimit,
   checkWriteTransport,
   type Decoder,
   describeValue,
   findDelimiter,
-  FramingCore,
   FramingError,
   type Scan,
   toBytes,
+  writeChunks,
 } from "./_framing.ts";
+import { FramedProtocol } from "./framed_protocol.ts";
 
 export { FramingError, type FramingErrorOptions } from "./_framing.ts";
 
@@ -245,6 +246,9 @@ function checkHeaderText(text: unknown, what: string): string {
  * buffer is sized for the whole body, the transport reads straight into it,
  * and the body is a view of that buffer (no copy).
  *
+ * Pausing and resuming delivery, {@linkcode FramedProtocol.feed} and the
+ * transport callbacks come from its base class, {@linkcode FramedProtocol}.
+ *
  * @example JSON messages between a server and a client
  * ```ts
  * import {
@@ -274,9 +278,10 @@ function checkHeaderText(text: unknown, what: string): string {
  * transport.close();
  * ```
  */
-export class ContentLengthProtocol implements BufferedProtocol {
-  #core: FramingCore<ContentLengthProtocol>;
+export class ContentLengthProtocol extends FramedProtocol
+  implements BufferedProtocol {
   #decoder: ContentLengthDecoder;
+  #writeTransport: WriteTransport | null;
 
   /**
    * Makes a Content-Length protocol that calls `handler`.
@@ -290,13 +295,7 @@ export class ContentLengthProtocol implements BufferedProtocol {
     handler: ContentLengthHandler = {},
     options: ContentLengthProtocolOptions = {},
   ) {
-    if (handler === null || typeof handler !== "object") {
-      throw new TypeError(
-        `Cannot ${ACTION} as handler is not an object: current value is ${
-          describeValue(handler)
-        }`,
-      );
-    }
+    checkHandler(handler, ACTION);
     const maxBody = options.maxBodySize === undefined
       ? 16 * 1024 * 1024
       : checkLimit(options.maxBodySize, "maxBodySize", ACTION);
@@ -304,17 +303,14 @@ export class ContentLengthProtocol implements BufferedProtocol {
       ? 8192
       : checkLimit(options.maxHeaderSize, "maxHeaderSize", ACTION);
     const decoder = new ContentLengthDecoder(maxBody, maxHeader);
-    this.#decoder = decoder;
-    this.#core = new FramingCore(this, handler, decoder, (body) => {
+    const writeTransport = checkWriteTransport(options.writeTransport, ACTION);
+    super(handler, decoder, (body) => {
       const headers = decoder.headers!;
       decoder.headers = null;
       return handler.messageReceived?.(body, this, headers);
-    }, checkWriteTransport(options.writeTransport, ACTION));
-  }
-
-  /** The transport, once `connectionMade` was called; `null` before. */
-  get transport(): Transport | null {
-    return this.#core.transport;
+    });
+    this.#decoder = decoder;
+    this.#writeTransport = writeTransport;
   }
 
   /** The largest body accepted, in bytes. */
@@ -369,98 +365,10 @@ export class ContentLengthProtocol implements BufferedProtocol {
     head += "\r\n";
     const chunks: Uint8Array[] = [encoder.encode(head)];
     if (bytes.length > 0) chunks.push(bytes);
-    this.#core.send(chunks, "send message");
-  }
-
-  /**
-   * Stops delivering messages, including those already received, and pauses
-   * the transport's reading, until {@linkcode resumeReading}.
-   */
-  pauseReading(): void {
-    this.#core.pauseReading();
-  }
-
-  /** Delivers the held messages from a queued microtask, then resumes the transport. */
-  resumeReading(): void {
-    this.#core.resumeReading();
-  }
-
-  /**
-   * Parses `data` as if the transport had read it (one copy into the receive
-   * buffer), e.g. bytes from a subprocess protocol's `pipeDataReceived`.
-   * Without a transport, a {@linkcode FramingError} is thrown to the caller;
-   * after it (or after `connectionLost`) input is ignored.
-   *
-   * @param data The bytes.
-   * @throws {TypeError} If `data` is not a Uint8Array.
-   * @throws {FramingError} If the bytes break the framing and there is no transport.
-   */
-  feed(data: Uint8Array): void {
-    this.#core.feed(checkBytes(data, "feed data"));
-  }
-
-  /** Bytes received and not yet delivered. */
-  get pendingSize(): number {
-    return this.#core.pendingSize;
-  }
-
-  /**
-   * Transport callback: stores the transport and calls `handler.connectionMade`.
-   *
-   * @param transport The transport.
-   */
-  connectionMade(transport: Transport): void {
-    this.#core.connectionMade(transport);
-  }
-
-  /**
-   * Transport callback: the buffer the next read lands in.
-   *
-   * @param sizeHint The size the transport would read.
-   * @returns A non-empty view at the end of the receive buffer.
-   */
-  getBuffer(sizeHint: number): Uint8Array {
-    return this.#core.getBuffer(sizeHint);
-  }
-
-  /**
-   * Transport callback: `nbytes` arrived; complete messages are delivered.
-   *
-   * @param nbytes The count read into the last buffer.
-   */
-  bufferUpdated(nbytes: number): void {
-    this.#core.bufferUpdated(nbytes);
-  }
-
-  /**
-   * Transport callback: EOF. Between messages it calls
-   * `handler.eofReceived`; inside one it closes with a
-   * {@linkcode FramingError}.
-   *
-   * @returns What `handler.eofReceived` returned.
-   */
-  eofReceived(): boolean | void {
-    return this.#core.eofReceived();
-  }
-
-  /**
-   * Transport callback: calls `handler.connectionLost` with the
-   * {@linkcode FramingError} that closed the connection, if one did, else
-   * with `error`.
-   *
-   * @param error The transport's error, or `null`.
-   */
-  connectionLost(error: Error | null): void {
-    this.#core.connectionLost(error);
-  }
-
-  /** Transport callback: forwards to `handler.pauseWriting`. */
-  pauseWriting(): void {
-    this.#core.pauseWriting();
-  }
-
-  /** Transport callback: forwards to `handler.resumeWriting`. */
-  resumeWriting(): void {
-    this.#core.resumeWriting();
+    writeChunks(
+      this.#writeTransport ?? this.transport,
+      chunks,
+      "send message",
+    );
   }
 }

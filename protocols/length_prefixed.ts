@@ -7,18 +7,19 @@
  * @module
  */
 
-import type { BufferedProtocol, Transport, WriteTransport } from "../mod.ts";
+import type { BufferedProtocol, WriteTransport } from "../mod.ts";
 import {
-  checkBytes,
+  checkHandler,
   checkLimit,
   checkWriteTransport,
   type Decoder,
   describeValue,
-  FramingCore,
   FramingError,
   type Scan,
   toBytes,
+  writeChunks,
 } from "./_framing.ts";
+import { FramedProtocol } from "./framed_protocol.ts";
 
 export { FramingError, type FramingErrorOptions } from "./_framing.ts";
 
@@ -128,6 +129,9 @@ class LengthDecoder implements Decoder {
  * and `connectionLost` gets a {@linkcode FramingError}; so does a connection
  * that ends inside a frame (the error's `partial` holds what arrived).
  *
+ * Pausing and resuming delivery, {@linkcode FramedProtocol.feed} and the
+ * transport callbacks come from its base class, {@linkcode FramedProtocol}.
+ *
  * @example Frames over a connection
  * ```ts
  * import {
@@ -156,10 +160,11 @@ class LengthDecoder implements Decoder {
  * transport.close();
  * ```
  */
-export class LengthPrefixedProtocol implements BufferedProtocol {
-  #core: FramingCore<LengthPrefixedProtocol>;
+export class LengthPrefixedProtocol extends FramedProtocol
+  implements BufferedProtocol {
   #decoder: LengthDecoder;
   #header: Uint8Array;
+  #writeTransport: WriteTransport | null;
 
   /**
    * Makes a length-prefixed protocol that calls `handler`.
@@ -174,13 +179,7 @@ export class LengthPrefixedProtocol implements BufferedProtocol {
     handler: LengthPrefixedHandler = {},
     options: LengthPrefixedProtocolOptions = {},
   ) {
-    if (handler === null || typeof handler !== "object") {
-      throw new TypeError(
-        `Cannot ${ACTION} as handler is not an object: current value is ${
-          describeValue(handler)
-        }`,
-      );
-    }
+    checkHandler(handler, ACTION);
     const headerSize = options.headerSize ?? 4;
     if (typeof headerSize !== "number") {
       throw new TypeError(
@@ -203,20 +202,12 @@ export class LengthPrefixedProtocol implements BufferedProtocol {
         `Cannot ${ACTION} as maxFrameSize is over what a ${headerSize}-byte header holds (${largest}): current value is ${max}`,
       );
     }
-    this.#decoder = new LengthDecoder(headerSize, max);
+    const decoder = new LengthDecoder(headerSize, max);
+    const writeTransport = checkWriteTransport(options.writeTransport, ACTION);
+    super(handler, decoder, (frame) => handler.frameReceived?.(frame, this));
+    this.#decoder = decoder;
     this.#header = new Uint8Array(headerSize);
-    this.#core = new FramingCore(
-      this,
-      handler,
-      this.#decoder,
-      (frame) => handler.frameReceived?.(frame, this),
-      checkWriteTransport(options.writeTransport, ACTION),
-    );
-  }
-
-  /** The transport, once `connectionMade` was called; `null` before. */
-  get transport(): Transport | null {
-    return this.#core.transport;
+    this.#writeTransport = writeTransport;
   }
 
   /** The size of the length header in bytes: 1, 2 or 4. */
@@ -253,99 +244,10 @@ export class LengthPrefixedProtocol implements BufferedProtocol {
       header[i] = length & 0xff;
       length = Math.floor(length / 256);
     }
-    this.#core.send(
+    writeChunks(
+      this.#writeTransport ?? this.transport,
       bytes.length === 0 ? [header] : [header, bytes],
       "send frame",
     );
-  }
-
-  /**
-   * Stops delivering frames, including those already received, and pauses
-   * the transport's reading, until {@linkcode resumeReading}.
-   */
-  pauseReading(): void {
-    this.#core.pauseReading();
-  }
-
-  /** Delivers the held frames from a queued microtask, then resumes the transport. */
-  resumeReading(): void {
-    this.#core.resumeReading();
-  }
-
-  /**
-   * Parses `data` as if the transport had read it (one copy into the receive
-   * buffer). Without a transport, a {@linkcode FramingError} is thrown to the
-   * caller; after it (or after `connectionLost`) input is ignored.
-   *
-   * @param data The bytes.
-   * @throws {TypeError} If `data` is not a Uint8Array.
-   * @throws {FramingError} If the bytes break the framing and there is no transport.
-   */
-  feed(data: Uint8Array): void {
-    this.#core.feed(checkBytes(data, "feed data"));
-  }
-
-  /** Bytes received and not yet delivered. */
-  get pendingSize(): number {
-    return this.#core.pendingSize;
-  }
-
-  /**
-   * Transport callback: stores the transport and calls `handler.connectionMade`.
-   *
-   * @param transport The transport.
-   */
-  connectionMade(transport: Transport): void {
-    this.#core.connectionMade(transport);
-  }
-
-  /**
-   * Transport callback: the buffer the next read lands in.
-   *
-   * @param sizeHint The size the transport would read.
-   * @returns A non-empty view at the end of the receive buffer.
-   */
-  getBuffer(sizeHint: number): Uint8Array {
-    return this.#core.getBuffer(sizeHint);
-  }
-
-  /**
-   * Transport callback: `nbytes` arrived; complete frames are delivered.
-   *
-   * @param nbytes The count read into the last buffer.
-   */
-  bufferUpdated(nbytes: number): void {
-    this.#core.bufferUpdated(nbytes);
-  }
-
-  /**
-   * Transport callback: EOF. Between frames it calls `handler.eofReceived`;
-   * inside one it closes with a {@linkcode FramingError}.
-   *
-   * @returns What `handler.eofReceived` returned.
-   */
-  eofReceived(): boolean | void {
-    return this.#core.eofReceived();
-  }
-
-  /**
-   * Transport callback: calls `handler.connectionLost` with the
-   * {@linkcode FramingError} that closed the connection, if one did, else
-   * with `error`.
-   *
-   * @param error The transport's error, or `null`.
-   */
-  connectionLost(error: Error | null): void {
-    this.#core.connectionLost(error);
-  }
-
-  /** Transport callback: forwards to `handler.pauseWriting`. */
-  pauseWriting(): void {
-    this.#core.pauseWriting();
-  }
-
-  /** Transport callback: forwards to `handler.resumeWriting`. */
-  resumeWriting(): void {
-    this.#core.resumeWriting();
   }
 }

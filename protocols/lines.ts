@@ -6,19 +6,20 @@
  * @module
  */
 
-import type { BufferedProtocol, Transport, WriteTransport } from "../mod.ts";
+import type { BufferedProtocol, WriteTransport } from "../mod.ts";
 import {
-  checkBytes,
+  checkHandler,
   checkLimit,
   checkWriteTransport,
   type Decoder,
   describeValue,
   findDelimiter,
-  FramingCore,
   FramingError,
   type Scan,
   toBytes,
+  writeChunks,
 } from "./_framing.ts";
+import { FramedProtocol } from "./framed_protocol.ts";
 
 export { FramingError, type FramingErrorOptions } from "./_framing.ts";
 
@@ -161,6 +162,9 @@ class LineDecoder implements Decoder {
  * Once the transport is closing (for instance a handler called `close()`),
  * no further line is delivered, as Twisted does.
  *
+ * Pausing and resuming delivery, {@linkcode FramedProtocol.feed} and the
+ * transport callbacks come from its base class, {@linkcode FramedProtocol}.
+ *
  * @example A line echo server and a client
  * ```ts
  * import { createConnection, createServer, LineProtocol } from "@denio/protocols";
@@ -192,10 +196,9 @@ class LineDecoder implements Decoder {
  * assertEquals(got, ["HELLO", "WORLD"]);
  * ```
  */
-export class LineProtocol implements BufferedProtocol {
-  #core: FramingCore<LineProtocol>;
+export class LineProtocol extends FramedProtocol implements BufferedProtocol {
   #decoder: LineDecoder;
-  #handler: LineHandler;
+  #writeTransport: WriteTransport | null;
 
   /**
    * Makes a line protocol that calls `handler`.
@@ -206,13 +209,7 @@ export class LineProtocol implements BufferedProtocol {
    * @throws {RangeError} If the delimiter is empty or `maxLineLength` is not a positive integer.
    */
   constructor(handler: LineHandler = {}, options: LineProtocolOptions = {}) {
-    if (handler === null || typeof handler !== "object") {
-      throw new TypeError(
-        `Cannot ${ACTION} as handler is not an object: current value is ${
-          describeValue(handler)
-        }`,
-      );
-    }
+    checkHandler(handler, ACTION);
     const delimiter = options.delimiter === undefined
       ? new Uint8Array([0x0a])
       : toBytes(options.delimiter, ACTION).slice();
@@ -224,18 +221,15 @@ export class LineProtocol implements BufferedProtocol {
     const max = options.maxLineLength === undefined
       ? 65536
       : checkLimit(options.maxLineLength, "maxLineLength", ACTION);
-    this.#handler = handler;
-    this.#decoder = new LineDecoder(delimiter, max);
-    this.#core = new FramingCore(this, handler, this.#decoder, (message) => {
-      return this.#decoder.lastRaw
-        ? this.#handler.bytesReceived?.(message, this)
-        : this.#handler.lineReceived?.(message, this);
-    }, checkWriteTransport(options.writeTransport, ACTION));
-  }
-
-  /** The transport, once `connectionMade` was called; `null` before. */
-  get transport(): Transport | null {
-    return this.#core.transport;
+    const decoder = new LineDecoder(delimiter, max);
+    const writeTransport = checkWriteTransport(options.writeTransport, ACTION);
+    super(handler, decoder, (message) => {
+      return decoder.lastRaw
+        ? handler.bytesReceived?.(message, this)
+        : handler.lineReceived?.(message, this);
+    });
+    this.#decoder = decoder;
+    this.#writeTransport = writeTransport;
   }
 
   /** The delimiter (a copy). */
@@ -260,7 +254,11 @@ export class LineProtocol implements BufferedProtocol {
    */
   sendLine(line: Uint8Array | string): void {
     const bytes = toBytes(line, "send line");
-    this.#core.send([bytes, this.#decoder.delimiter], "send line");
+    writeChunks(
+      this.#writeTransport ?? this.transport,
+      [bytes, this.#decoder.delimiter],
+      "send line",
+    );
   }
 
   /**
@@ -289,98 +287,5 @@ export class LineProtocol implements BufferedProtocol {
       );
     }
     this.#decoder.raw = n;
-  }
-
-  /**
-   * Stops delivering lines, including those already received, and pauses the
-   * transport's reading, until {@linkcode resumeReading}. Use these rather
-   * than the transport's own, which cannot hold lines already in the buffer.
-   */
-  pauseReading(): void {
-    this.#core.pauseReading();
-  }
-
-  /** Delivers the held lines from a queued microtask, then resumes the transport. */
-  resumeReading(): void {
-    this.#core.resumeReading();
-  }
-
-  /**
-   * Parses `data` as if the transport had read it (one copy into the receive
-   * buffer, as asyncio's `_feed_data_to_buffered_proto`). For bytes that come
-   * some other way, e.g. a subprocess protocol's `pipeDataReceived`. Without
-   * a transport, a {@linkcode FramingError} is thrown to the caller instead of
-   * closing the transport; after it (or after `connectionLost`) input is ignored.
-   *
-   * @param data The bytes.
-   * @throws {TypeError} If `data` is not a Uint8Array.
-   * @throws {FramingError} If the bytes break the framing and there is no transport.
-   */
-  feed(data: Uint8Array): void {
-    this.#core.feed(checkBytes(data, "feed data"));
-  }
-
-  /** Bytes received and not yet delivered: an incomplete line, or lines held while paused. */
-  get pendingSize(): number {
-    return this.#core.pendingSize;
-  }
-
-  /**
-   * Transport callback: stores the transport and calls `handler.connectionMade`.
-   *
-   * @param transport The transport.
-   */
-  connectionMade(transport: Transport): void {
-    this.#core.connectionMade(transport);
-  }
-
-  /**
-   * Transport callback: the buffer the next read lands in.
-   *
-   * @param sizeHint The size the transport would read.
-   * @returns A non-empty view at the end of the receive buffer.
-   */
-  getBuffer(sizeHint: number): Uint8Array {
-    return this.#core.getBuffer(sizeHint);
-  }
-
-  /**
-   * Transport callback: `nbytes` arrived; complete lines are delivered.
-   *
-   * @param nbytes The count read into the last buffer.
-   */
-  bufferUpdated(nbytes: number): void {
-    this.#core.bufferUpdated(nbytes);
-  }
-
-  /**
-   * Transport callback: EOF. Between lines it calls `handler.eofReceived`;
-   * in the middle of one it closes with a {@linkcode FramingError}.
-   *
-   * @returns What `handler.eofReceived` returned.
-   */
-  eofReceived(): boolean | void {
-    return this.#core.eofReceived();
-  }
-
-  /**
-   * Transport callback: calls `handler.connectionLost` with the
-   * {@linkcode FramingError} that closed the connection, if one did, else
-   * with `error`.
-   *
-   * @param error The transport's error, or `null`.
-   */
-  connectionLost(error: Error | null): void {
-    this.#core.connectionLost(error);
-  }
-
-  /** Transport callback: forwards to `handler.pauseWriting`. */
-  pauseWriting(): void {
-    this.#core.pauseWriting();
-  }
-
-  /** Transport callback: forwards to `handler.resumeWriting`. */
-  resumeWriting(): void {
-    this.#core.resumeWriting();
   }
 }

@@ -38,6 +38,7 @@ import {
   type ServeOptions,
   type Server,
 } from "../transports/server.ts";
+import { describe } from "./_describe.ts";
 
 /** The default `limit` of a StreamReader: 64 KiB, as asyncio. */
 const DEFAULT_LIMIT = 64 * 1024;
@@ -131,19 +132,6 @@ export class LimitOverrunError extends Error {
 }
 
 // ---------------------------------------------------------------- helpers
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return "a function";
-  if (typeof value === "object") {
-    const name = (value as { constructor?: { name?: string } }).constructor
-      ?.name;
-    return name ? `a ${name}` : "an object";
-  }
-  return String(value);
-}
 
 function checkLimit(limit: unknown, action: string): number {
   if (limit === undefined) return DEFAULT_LIMIT;

@@ -35,6 +35,7 @@
  */
 
 import type { BufferedProtocol, Transport } from "../mod.ts";
+import { describe } from "./_describe.ts";
 
 /** Options of {@linkcode WebStreamProtocol} and {@linkcode toWebStreams}. */
 export interface WebStreamOptions {
@@ -64,19 +65,6 @@ export interface WebStreamPair {
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 const INITIAL_READ_SIZE = 16 * 1024;
 const MAX_READ_SIZE = 256 * 1024;
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return "a function";
-  if (typeof value === "object") {
-    const name = (value as { constructor?: { name?: string } }).constructor
-      ?.name;
-    return name ? `a ${name}` : "an object";
-  }
-  return String(value);
-}
 
 function checkSize(
   value: unknown,
