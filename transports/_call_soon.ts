@@ -4,6 +4,7 @@
 // `invokeCallback` is the one place a protocol callback is called, so a throw
 // always reaches the transport's fatal-error path.
 
+import type { BaseProtocol, BaseTransport } from "../mod.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
 
 /** Runs `fn` from a queued microtask; a throw goes to the exception handler. */
@@ -75,4 +76,27 @@ export function isPeerGone(error: unknown): boolean {
     error instanceof Deno.errors.ConnectionAborted ||
     error instanceof Deno.errors.NotConnected ||
     error instanceof Deno.errors.UnexpectedEof;
+}
+
+/**
+ * Calls `protocol.connectionLost(error)`. There is no transport left to
+ * abort, so a throw only goes to the exception handler.
+ */
+export function invokeConnectionLost(
+  transport: BaseTransport,
+  protocol: BaseProtocol,
+  error: Error | null,
+): void {
+  invokeCallback(
+    protocol,
+    "connectionLost",
+    (name, thrown) =>
+      callExceptionHandler({
+        message: `Error in protocol.${name}() call`,
+        error: thrown,
+        transport,
+        protocol,
+      }),
+    error,
+  );
 }

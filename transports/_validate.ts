@@ -99,3 +99,15 @@ export function assertSignal(signal: unknown, action: string): void {
     );
   }
 }
+
+/** Throws unless `protocol` is an object; returns it. */
+export function checkProtocol<P>(protocol: P): P {
+  if (protocol === null || typeof protocol !== "object") {
+    throw new TypeError(
+      `Cannot set protocol as it is not an object: current value is ${
+        describe(protocol)
+      }`,
+    );
+  }
+  return protocol;
+}

@@ -20,7 +20,12 @@ import type {
   DatagramProtocol,
   DatagramTransport,
 } from "../mod.ts";
-import { callSoon, invokeCallback, toError } from "./_call_soon.ts";
+import {
+  callSoon,
+  invokeCallback,
+  invokeConnectionLost,
+  toError,
+} from "./_call_soon.ts";
 import {
   type DatagramBackend,
   type DatagramKind,
@@ -40,6 +45,7 @@ import {
   assertPort,
   assertSignal,
   assertString,
+  checkProtocol,
   describe,
 } from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
@@ -249,14 +255,7 @@ export class DatagramSocketTransport implements DatagramTransport {
    * @throws {TypeError} If `protocol` is not an object.
    */
   setProtocol(protocol: BaseProtocol): void {
-    if (protocol === null || typeof protocol !== "object") {
-      throw new TypeError(
-        `Cannot set protocol as it is not an object: current value is ${
-          describe(protocol)
-        }`,
-      );
-    }
-    this.#protocol = protocol;
+    this.#protocol = checkProtocol(protocol);
   }
 
   /**
@@ -514,18 +513,7 @@ export class DatagramSocketTransport implements DatagramTransport {
 
   #callConnectionLost(error: Error | null): void {
     try {
-      invokeCallback(
-        this.#protocol,
-        "connectionLost",
-        (name, thrown) =>
-          callExceptionHandler({
-            message: `Error in protocol.${name}() call`,
-            error: thrown,
-            transport: this,
-            protocol: this.#protocol,
-          }),
-        error,
-      );
+      invokeConnectionLost(this, this.#protocol, error);
     } finally {
       this.#state = { kind: "closed" };
     }

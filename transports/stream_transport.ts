@@ -18,9 +18,15 @@ import type {
   Protocol,
   Transport,
 } from "../mod.ts";
-import { callSoon, invokeCallback, isPeerGone, toError } from "./_call_soon.ts";
+import {
+  callSoon,
+  invokeCallback,
+  invokeConnectionLost,
+  isPeerGone,
+  toError,
+} from "./_call_soon.ts";
 import { FlowControl, type WriteBufferLimits } from "./_flow_control.ts";
-import { assertBytes, describe } from "./_validate.ts";
+import { assertBytes, checkProtocol, describe } from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
 
 /**
@@ -106,7 +112,7 @@ type State =
   | { kind: "closed" };
 
 const INITIAL_READ_SIZE = 16 * 1024;
-const MAX_READ_SIZE = 256 * 1024;
+const MAX_READ_SIZE = 64 * 1024;
 const MAX_COALESCE = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
 
@@ -214,14 +220,7 @@ export class StreamTransport implements Transport {
 
   /** Replaces the protocol that receives the callbacks. */
   setProtocol(protocol: BaseProtocol): void {
-    if (protocol === null || typeof protocol !== "object") {
-      throw new TypeError(
-        `Cannot set protocol as it is not an object: current value is ${
-          describe(protocol)
-        }`,
-      );
-    }
-    this.#protocol = protocol;
+    this.#protocol = checkProtocol(protocol);
     this.#buffered = isBufferedProtocol(protocol);
   }
 
@@ -800,18 +799,7 @@ export class StreamTransport implements Transport {
 
   #callConnectionLost(error: Error | null): void {
     try {
-      invokeCallback(
-        this.#protocol,
-        "connectionLost",
-        (name, thrown) =>
-          callExceptionHandler({
-            message: `Error in protocol.${name}() call`,
-            error: thrown,
-            transport: this,
-            protocol: this.#protocol,
-          }),
-        error,
-      );
+      invokeConnectionLost(this, this.#protocol, error);
     } finally {
       this.#state = { kind: "closed" };
       this.#slab = EMPTY;

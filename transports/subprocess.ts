@@ -21,13 +21,19 @@ import type {
   SubprocessTransport,
   WriteTransport,
 } from "../mod.ts";
-import { callSoon, invokeCallback, toError } from "./_call_soon.ts";
+import {
+  callSoon,
+  invokeCallback,
+  invokeConnectionLost,
+  toError,
+} from "./_call_soon.ts";
 import { makeProtocol } from "./_net.ts";
 import { openReadPipe, openWritePipe } from "./_pipe_io.ts";
 import {
   assertFactory,
   assertOptions,
   assertSignal,
+  checkProtocol,
   describe,
 } from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
@@ -156,14 +162,7 @@ class ChildTransport implements SubprocessTransport {
   }
 
   setProtocol(protocol: BaseProtocol): void {
-    if (protocol === null || typeof protocol !== "object") {
-      throw new TypeError(
-        `Cannot set protocol as it is not an object: current value is ${
-          describe(protocol)
-        }`,
-      );
-    }
-    this.#protocol = protocol;
+    this.#protocol = checkProtocol(protocol);
   }
 
   getProtocol(): BaseProtocol {
@@ -354,20 +353,7 @@ class ChildTransport implements SubprocessTransport {
     if (this.#returncode === null || this.#openPipes.size > 0) return;
     const error = state.kind === "closing" ? state.error : null;
     this.#setState({ kind: "finished" });
-    callSoon(() =>
-      invokeCallback(
-        this.#protocol,
-        "connectionLost",
-        (name, thrown) =>
-          callExceptionHandler({
-            message: `Error in protocol.${name}() call`,
-            error: thrown,
-            transport: this,
-            protocol: this.#protocol,
-          }),
-        error,
-      )
-    );
+    callSoon(() => invokeConnectionLost(this, this.#protocol, error));
   }
 
   #gone(signal: string): Error {
