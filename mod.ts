@@ -271,6 +271,14 @@ export interface DatagramTransport extends BaseTransport {
   getWriteBufferLimits(): { low: number; high: number };
   /** Sets the watermarks (high alone gives low = high / 4). */
   setWriteBufferLimits(limits?: { high?: number; low?: number }): void;
+  /** Joins a multicast group, on the interface with that IPv4 address if given (UDP only). */
+  joinMulticastGroup(group: string, interfaceAddress?: string): Promise<void>;
+  /** Leaves a group joined with the same arguments (UDP only). */
+  leaveMulticastGroup(group: string, interfaceAddress?: string): Promise<void>;
+  /** Sets whether sent multicast datagrams loop back to this host (UDP only). */
+  setMulticastLoopback(flag: boolean): Promise<void>;
+  /** Sets the TTL of sent multicast datagrams, 0 to 255 (UDP only). */
+  setMulticastTTL(ttl: number): Promise<void>;
 }
 
 /** A child process and its pipes. */

@@ -7,7 +7,10 @@
 // its peer's address.
 
 import type { Socket as NodeSocket } from "node:dgram";
-import type { DatagramSocketIo as DatagramIo } from "./datagram.ts";
+import type {
+  DatagramMulticastIo,
+  DatagramSocketIo as DatagramIo,
+} from "./datagram.ts";
 import { describe } from "./_validate.ts";
 
 /** Which socket API a datagram endpoint uses. */
@@ -207,10 +210,12 @@ class DenoDatagramIo implements DatagramIo {
   #conn: Deno.DatagramConn;
   #buffer = new Uint8Array(UDP_RECEIVE_SIZE);
   readonly localAddr: Deno.Addr;
+  readonly multicast: DatagramMulticastIo;
 
   constructor(conn: Deno.DatagramConn) {
     this.#conn = conn;
     this.localAddr = conn.addr;
+    this.multicast = new DenoMulticastIo(conn);
   }
 
   get socket(): unknown {
@@ -229,6 +234,68 @@ class DenoDatagramIo implements DatagramIo {
   close(): void {
     this.#conn.close();
   }
+}
+
+type Membership = Deno.MulticastV4Membership | Deno.MulticastV6Membership;
+
+/**
+ * Deno's multicast controls hang off a group membership; the loopback and
+ * TTL they set are socket-wide (and still work after leave()), so the
+ * latest membership is kept for them. IPv6 memberships have no setTTL.
+ */
+class DenoMulticastIo implements DatagramMulticastIo {
+  #conn: Deno.DatagramConn;
+  #memberships = new Map<string, Membership>();
+  #latest: Membership | null = null;
+
+  constructor(conn: Deno.DatagramConn) {
+    this.#conn = conn;
+  }
+
+  async join(group: ResolvedHost, iface: string | undefined): Promise<void> {
+    const membership = group.family === 4
+      ? await this.#conn.joinMulticastV4(group.address, iface ?? "0.0.0.0")
+      : await this.#conn.joinMulticastV6(group.address, 0);
+    this.#memberships.set(groupKey(group, iface), membership);
+    this.#latest = membership;
+  }
+
+  async leave(group: ResolvedHost, iface: string | undefined): Promise<void> {
+    const key = groupKey(group, iface);
+    await this.#memberships.get(key)?.leave();
+    this.#memberships.delete(key);
+  }
+
+  async setLoopback(flag: boolean): Promise<void> {
+    await this.#settings("set multicast loopback").setLoopback(flag);
+  }
+
+  async setTTL(ttl: number): Promise<void> {
+    const membership = this.#settings("set multicast TTL");
+    if (!("setTTL" in membership)) {
+      throw new Deno.errors.NotSupported(
+        `Cannot set multicast TTL as Deno.listenDatagram offers no TTL for IPv6 groups: current value is ${ttl}`,
+      );
+    }
+    await membership.setTTL(ttl);
+  }
+
+  #settings(action: string): Membership {
+    if (this.#latest === null) {
+      throw new Deno.errors.NotSupported(
+        `Cannot ${action} as Deno.listenDatagram sets it only through a group membership, so join a group first: current value is no group joined`,
+      );
+    }
+    return this.#latest;
+  }
+}
+
+/** The key of one (group, interface) membership. */
+export function groupKey(
+  group: ResolvedHost,
+  iface: string | undefined,
+): string {
+  return `${group.address}%${iface ?? ""}`;
 }
 
 interface Outgoing {
@@ -426,9 +493,11 @@ class NodeDatagramIo implements DatagramIo {
   #inbox = new Inbox();
   #closed = false;
   readonly localAddr: Deno.Addr;
+  readonly multicast: DatagramMulticastIo;
 
   constructor(socket: NodeSocket) {
     this.#socket = socket;
+    this.multicast = new NodeMulticastIo(socket);
     const info = socket.address();
     this.localAddr = {
       transport: "udp",
@@ -480,5 +549,34 @@ class NodeDatagramIo implements DatagramIo {
     } catch {
       // Already closed under us.
     }
+  }
+}
+
+/** node:dgram's multicast calls are synchronous socket options. */
+class NodeMulticastIo implements DatagramMulticastIo {
+  #socket: NodeSocket;
+
+  constructor(socket: NodeSocket) {
+    this.#socket = socket;
+  }
+
+  // deno-lint-ignore require-await -- async so that every failure rejects
+  async join(group: ResolvedHost, iface: string | undefined): Promise<void> {
+    this.#socket.addMembership(group.address, iface);
+  }
+
+  // deno-lint-ignore require-await -- async so that every failure rejects
+  async leave(group: ResolvedHost, iface: string | undefined): Promise<void> {
+    this.#socket.dropMembership(group.address, iface);
+  }
+
+  // deno-lint-ignore require-await -- async so that every failure rejects
+  async setLoopback(flag: boolean): Promise<void> {
+    this.#socket.setMulticastLoopback(flag);
+  }
+
+  // deno-lint-ignore require-await -- async so that every failure rejects
+  async setTTL(ttl: number): Promise<void> {
+    this.#socket.setMulticastTTL(ttl);
   }
 }

@@ -29,6 +29,7 @@ import {
 import {
   type DatagramBackend,
   type DatagramKind,
+  groupKey,
   hasListenDatagram,
   ipLiteral,
   openDatagramIo,
@@ -95,6 +96,15 @@ export interface DatagramOptions {
    * @default {false}
    */
   broadcast?: boolean;
+  /**
+   * Sets SO_REUSEPORT, asyncio's `reuse_port`. Neither backend can set it
+   * in Deno 2.9 (`Deno.listenDatagram` has no such option for UDP, and
+   * Deno's `node:dgram` ignores `reusePort`), so `true` throws
+   * `Deno.errors.NotSupported` rather than binding without it. There is no
+   * `reuseAddress`: asyncio refuses `reuse_address` for datagram endpoints.
+   * @default {false}
+   */
+  reusePort?: boolean;
   /** Aborts the creation of the endpoint (not the endpoint once made). */
   signal?: AbortSignal;
 }
@@ -128,6 +138,29 @@ export interface DatagramSocketIo {
   send(data: Uint8Array, addr: Deno.Addr): Promise<void>;
   /** Releases the socket; a pending receive then rejects. */
   close(): void;
+  /** The multicast controls; absent where the socket has none (Unix). */
+  readonly multicast?: DatagramMulticastIo;
+}
+
+/**
+ * The multicast part of a {@linkcode DatagramSocketIo}; arguments are
+ * already checked by the transport.
+ */
+export interface DatagramMulticastIo {
+  /** Joins `group` on the interface with address `iface` (IPv4). */
+  join(
+    group: { address: string; family: 4 | 6 },
+    iface: string | undefined,
+  ): Promise<void>;
+  /** Leaves a group joined with the same arguments. */
+  leave(
+    group: { address: string; family: 4 | 6 },
+    iface: string | undefined,
+  ): Promise<void>;
+  /** Sets IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP. */
+  setLoopback(flag: boolean): Promise<void>;
+  /** Sets IP_MULTICAST_TTL. */
+  setTTL(ttl: number): Promise<void>;
 }
 
 type State =
@@ -167,6 +200,7 @@ export class DatagramSocketTransport implements DatagramTransport {
   #options: DatagramTransportOptions;
   #onCallbackError: (name: string, error: unknown) => void;
   #receiving: Promise<void> = Promise.resolve();
+  #groups = new Set<string>();
 
   // Sending.
   #queue: Queued[] = [];
@@ -344,7 +378,224 @@ export class DatagramSocketTransport implements DatagramTransport {
     }
   }
 
+  // ------------------------------------------------------------ multicast
+
+  /**
+   * Joins a multicast group (IP_ADD_MEMBERSHIP / IPV6_JOIN_GROUP), what
+   * asyncio does through `getExtraInfo("socket").setsockopt()`. To hear the
+   * group, bind the endpoint to the wildcard address or to the group
+   * address, on the group's port.
+   *
+   * @param group The group address: an IPv4 address in 224.0.0.0/4 or an
+   * IPv6 address in ff00::/8, of the endpoint's family.
+   * @param interfaceAddress The IPv4 address of the local interface to join
+   * on (IPv4 groups only). Without it the kernel picks the interface.
+   * @returns A promise that resolves once joined.
+   * @throws {TypeError} If `group` or `interfaceAddress` is not an IP
+   * address string, or `interfaceAddress` is given for an IPv6 group.
+   * @throws {RangeError} If `group` is not a multicast address of the
+   * endpoint's family, or is already joined on that interface.
+   * @throws {Deno.errors.NotSupported} On a Unix datagram endpoint.
+   * @throws {Deno.errors.BadResource} Once the endpoint is closing.
+   *
+   * @example Join a group on loopback, set TTL and loopback, leave
+   * ```ts
+   * import { createDatagramEndpoint } from "@denio/protocols";
+   *
+   * const [endpoint] = await createDatagramEndpoint(() => ({}), {
+   *   localAddr: { hostname: "239.255.0.42", port: 0 },
+   * });
+   * await endpoint.joinMulticastGroup("239.255.0.42", "127.0.0.1");
+   * await endpoint.setMulticastTTL(1); // never beyond this host's links
+   * await endpoint.setMulticastLoopback(true);
+   * await endpoint.leaveMulticastGroup("239.255.0.42", "127.0.0.1");
+   * endpoint.close();
+   * ```
+   */
+  async joinMulticastGroup(
+    group: string,
+    interfaceAddress?: string,
+  ): Promise<void> {
+    const action = "join multicast group";
+    const [resolved, iface] = this.#checkGroup(group, interfaceAddress, action);
+    const key = groupKey(resolved, iface);
+    if (this.#groups.has(key)) {
+      throw new RangeError(
+        `Cannot ${action} as it is already joined on that interface: current value is ${
+          describe(group)
+        }`,
+      );
+    }
+    const multicast = this.#multicast(action);
+    this.#groups.add(key);
+    try {
+      await multicast.join(resolved, iface);
+    } catch (error) {
+      this.#groups.delete(key);
+      throw error;
+    }
+  }
+
+  /**
+   * Leaves a multicast group joined by `joinMulticastGroup()` with the same
+   * arguments. Closing the endpoint leaves every group.
+   *
+   * @param group The group address.
+   * @param interfaceAddress The interface address it was joined on.
+   * @returns A promise that resolves once left.
+   * @throws {TypeError} If an argument is not an IP address string.
+   * @throws {RangeError} If the group is not joined on that interface.
+   * @throws {Deno.errors.NotSupported} On a Unix datagram endpoint.
+   * @throws {Deno.errors.BadResource} Once the endpoint is closing.
+   */
+  async leaveMulticastGroup(
+    group: string,
+    interfaceAddress?: string,
+  ): Promise<void> {
+    const action = "leave multicast group";
+    const [resolved, iface] = this.#checkGroup(group, interfaceAddress, action);
+    const key = groupKey(resolved, iface);
+    if (!this.#groups.has(key)) {
+      throw new RangeError(
+        `Cannot ${action} as it is not joined on that interface: current value is ${
+          describe(group)
+        }`,
+      );
+    }
+    const multicast = this.#multicast(action);
+    await multicast.leave(resolved, iface);
+    this.#groups.delete(key);
+  }
+
+  /**
+   * Sets whether multicast datagrams this endpoint sends are looped back to
+   * sockets of this host (IP_MULTICAST_LOOP). With the Deno.listenDatagram
+   * backend this works only after a group was joined (Deno sets it through
+   * a membership).
+   *
+   * @param flag `true` to loop back.
+   * @returns A promise that resolves once set.
+   * @throws {TypeError} If `flag` is not a boolean.
+   * @throws {Deno.errors.NotSupported} On a Unix datagram endpoint, or with
+   * the Deno.listenDatagram backend before any group was joined.
+   * @throws {Deno.errors.BadResource} Once the endpoint is closing.
+   */
+  async setMulticastLoopback(flag: boolean): Promise<void> {
+    const action = "set multicast loopback";
+    if (typeof flag !== "boolean") {
+      throw new TypeError(
+        `Cannot ${action} as flag is not a boolean: current value is ${
+          describe(flag)
+        }`,
+      );
+    }
+    await this.#multicast(action).setLoopback(flag);
+  }
+
+  /**
+   * Sets the time-to-live (hop limit) of multicast datagrams this endpoint
+   * sends (IP_MULTICAST_TTL; the OS default is 1: this network only). With
+   * the Deno.listenDatagram backend this works only after an IPv4 group was
+   * joined; Deno's node:dgram refuses 0.
+   *
+   * @param ttl An integer from 0 to 255.
+   * @returns A promise that resolves once set.
+   * @throws {TypeError} If `ttl` is not a number.
+   * @throws {RangeError} If `ttl` is not an integer from 0 to 255.
+   * @throws {Deno.errors.NotSupported} On a Unix datagram endpoint, or with
+   * the Deno.listenDatagram backend before an IPv4 group was joined.
+   * @throws {Deno.errors.BadResource} Once the endpoint is closing.
+   */
+  async setMulticastTTL(ttl: number): Promise<void> {
+    const action = "set multicast TTL";
+    if (typeof ttl !== "number") {
+      throw new TypeError(
+        `Cannot ${action} as ttl is not a number: current value is ${
+          describe(ttl)
+        }`,
+      );
+    }
+    if (!Number.isInteger(ttl) || ttl < 0 || ttl > 255) {
+      throw new RangeError(
+        `Cannot ${action} as ttl is not an integer from 0 to 255: current value is ${
+          describe(ttl)
+        }`,
+      );
+    }
+    await this.#multicast(action).setTTL(ttl);
+  }
+
   // ---------------------------------------------------------------- internals
+
+  /** The multicast controls, or the error of an endpoint without them. */
+  #multicast(action: string): DatagramMulticastIo {
+    const multicast = this.#io.multicast;
+    if (multicast === undefined || this.#kind !== "udp") {
+      throw new Deno.errors.NotSupported(
+        `Cannot ${action} as multicast is only for transport "udp": current value is ${
+          describe(this.#kind)
+        }`,
+      );
+    }
+    if (this.isClosing()) {
+      throw new Deno.errors.BadResource(
+        `Cannot ${action} as the endpoint is closing: current value is ${this.#state.kind}`,
+      );
+    }
+    return multicast;
+  }
+
+  /** Checks a group and interface address against the endpoint's family. */
+  #checkGroup(
+    group: unknown,
+    interfaceAddress: unknown,
+    action: string,
+  ): [ResolvedHost, string | undefined] {
+    if (this.#kind !== "udp") this.#multicast(action);
+    const resolved = typeof group === "string" ? ipLiteral(group) : undefined;
+    if (resolved === undefined) {
+      throw new TypeError(
+        `Cannot ${action} as group is not an IP address string: current value is ${
+          describe(group)
+        }`,
+      );
+    }
+    if (!isMulticast(resolved)) {
+      throw new RangeError(
+        `Cannot ${action} as group is not a multicast address (224.0.0.0/4 or ff00::/8): current value is ${
+          describe(group)
+        }`,
+      );
+    }
+    const local = this.#io.localAddr as Deno.NetAddr;
+    const family = String(local.hostname).includes(":") ? 6 : 4;
+    if (resolved.family !== family) {
+      throw new RangeError(
+        `Cannot ${action} as group is not of the endpoint's family (IPv${family}): current value is ${
+          describe(group)
+        }`,
+      );
+    }
+    if (interfaceAddress === undefined) return [resolved, undefined];
+    if (resolved.family === 6) {
+      throw new TypeError(
+        `Cannot ${action} as interfaceAddress is only for IPv4 groups: current value is ${
+          describe(interfaceAddress)
+        }`,
+      );
+    }
+    const iface = typeof interfaceAddress === "string"
+      ? ipLiteral(interfaceAddress)
+      : undefined;
+    if (iface === undefined || iface.family !== 4) {
+      throw new TypeError(
+        `Cannot ${action} as interfaceAddress is not an IPv4 address string: current value is ${
+          describe(interfaceAddress)
+        }`,
+      );
+    }
+    return [resolved, iface.address];
+  }
 
   /** Checks `addr` against the endpoint's kind and remote address. */
   #target(addr: Deno.Addr | undefined | null): Deno.Addr {
@@ -525,6 +776,15 @@ const EMPTY_ITEM: Queued = {
   addr: { transport: "udp", hostname: "", port: 0 },
 };
 
+/** Whether `host` is in 224.0.0.0/4 (IPv4) or ff00::/8 (IPv6). */
+function isMulticast(host: ResolvedHost): boolean {
+  if (host.family === 4) {
+    const first = Number(host.address.split(".")[0]);
+    return first >= 224 && first <= 239;
+  }
+  return host.address.toLowerCase().startsWith("ff");
+}
+
 /** Errors that mean the socket itself is gone (closed under the endpoint). */
 function isSocketGone(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource ||
@@ -628,7 +888,8 @@ const BACKEND_OPTION = Symbol.for("denio.datagramBackend");
  * @throws {TypeError} If an argument has the wrong type.
  * @throws {RangeError} If a port is out of range, or the local and remote
  * addresses are of different families.
- * @throws {Deno.errors.NotSupported} For `transport: "unixpacket"` without
+ * @throws {Deno.errors.NotSupported} For `reusePort: true` (see
+ * {@linkcode DatagramOptions.reusePort}), or `transport: "unixpacket"` without
  * the `net` unstable flag.
  *
  * @example A UDP echo server and a client
@@ -712,6 +973,7 @@ export async function createDatagramEndpoint<P extends DatagramProtocol>(
       }`,
     );
   }
+  checkReusePort(options.reusePort);
   let udpAddrs: UdpAddresses | undefined;
   if (kind === "unixpacket") checkUnixOptions(options);
   else udpAddrs = checkUdpOptions(options);
@@ -766,6 +1028,21 @@ export async function createDatagramEndpoint<P extends DatagramProtocol>(
   });
   await made.promise;
   return [transport, protocol];
+}
+
+/** SO_REUSEPORT: neither backend can set it in Deno 2.9. */
+function checkReusePort(reusePort: unknown): void {
+  if (reusePort === undefined || reusePort === false) return;
+  if (reusePort !== true) {
+    throw new TypeError(
+      `Cannot ${ACTION} as reusePort is not a boolean: current value is ${
+        describe(reusePort)
+      }`,
+    );
+  }
+  throw new Deno.errors.NotSupported(
+    `Cannot ${ACTION} as reusePort needs SO_REUSEPORT, which neither Deno.listenDatagram nor node:dgram sets in Deno 2.9: current value is true`,
+  );
 }
 
 function checkKind(transport: unknown): DatagramKind {
