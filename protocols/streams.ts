@@ -38,6 +38,7 @@ import {
   type ServeOptions,
   type Server,
 } from "../transports/server.ts";
+import { startTls, type StartTlsOptions } from "../transports/tls.ts";
 import { describe } from "./_describe.ts";
 
 /** The default `limit` of a StreamReader: 64 KiB, as asyncio. */
@@ -174,6 +175,16 @@ function checkCount(n: unknown, action: string, min: number): number {
     );
   }
   return n;
+}
+
+function toSeparator(separator: unknown): Uint8Array {
+  if (typeof separator === "string") return encoder.encode(separator);
+  if (separator instanceof Uint8Array) return separator;
+  throw new TypeError(
+    `Cannot read until separator as separator is not a string or Uint8Array: current value is ${
+      describe(separator)
+    }`,
+  );
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {
@@ -332,6 +343,12 @@ class ByteQueue {
 
 // ---------------------------------------------------------------- reader
 
+/** Sets a reader's transport after `startTls` (set by StreamReader). */
+let replaceReaderTransport: (
+  reader: StreamReader,
+  transport: ReadTransport,
+) => void;
+
 /** Options of the {@linkcode StreamReader} constructor. */
 export interface StreamReaderOptions {
   /**
@@ -377,6 +394,15 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
   #exception: Error | null = null;
   #transport: ReadTransport | null = null;
   #paused = false;
+
+  static {
+    replaceReaderTransport = (reader, transport) => {
+      reader.#transport = transport;
+      // Flow control goes on where it was: a paused reader pauses the new
+      // transport too.
+      if (reader.#paused) transport.pauseReading();
+    };
+  }
 
   /**
    * Makes an empty reader.
@@ -554,33 +580,59 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
    * Reads up to and including `separator`. A string separator is encoded as
    * UTF-8.
    *
-   * @param separator The bytes to stop after.
+   * `separator` may also be an array of separators (Python 3.13's tuple of
+   * separators): the read stops at the match that ends first, so the result
+   * is the shortest one that ends with any of them. When several end at the
+   * same byte the shortest separator is the one that matched (it counts for
+   * the `limit` check, as in asyncio: the data before it must fit).
+   *
+   * @param separator The bytes to stop after, or an array of them.
    * @returns The bytes read, ending with the separator.
-   * @throws {TypeError} If `separator` is not a string or Uint8Array.
-   * @throws {RangeError} If `separator` is empty.
+   * @throws {TypeError} If `separator` is not a string or Uint8Array, or an
+   * array of them.
+   * @throws {RangeError} If `separator` (or one of them) is empty, or the
+   * array is empty.
    * @throws {IncompleteReadError} If the stream ends first; `partial` holds
    * everything that was buffered (now consumed) and `expected` is `null`.
    * @throws {LimitOverrunError} If no separator is found within `limit` bytes,
    * or the data before it is longer than `limit`; the data stays buffered.
    * @throws {Error} The reader's exception, if one was set; or if another
    * read is already waiting for data.
+   *
+   * @example Read up to whichever line ending comes first
+   * ```ts
+   * import { StreamReader } from "@denio/protocols";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const reader = new StreamReader();
+   * reader.feedData(new TextEncoder().encode("one\r\ntwo\nthree;"));
+   * reader.feedEof();
+   * const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+   * const separators = ["\r\n", "\n", ";"];
+   * assertEquals(decode(await reader.readuntil(separators)), "one\r\n");
+   * assertEquals(decode(await reader.readuntil(separators)), "two\n");
+   * assertEquals(decode(await reader.readuntil(separators)), "three;");
+   * ```
    */
   async readuntil(
-    separator: Uint8Array | string = NEWLINE,
+    separator:
+      | Uint8Array
+      | string
+      | readonly (Uint8Array | string)[] = NEWLINE,
   ): Promise<Uint8Array> {
-    let sep: Uint8Array;
-    if (typeof separator === "string") {
-      sep = encoder.encode(separator);
-    } else if (separator instanceof Uint8Array) {
-      sep = separator;
-    } else {
-      throw new TypeError(
-        `Cannot read until separator as separator is not a string or Uint8Array: current value is ${
-          describe(separator)
-        }`,
+    // Sorted by length (stable), so that of two matches ending at the same
+    // byte the shorter separator wins, as CPython 3.13.
+    const seps = (Array.isArray(separator) ? [...separator] : [separator])
+      .map(toSeparator)
+      .sort((a, b) => a.length - b.length);
+    if (seps.length === 0) {
+      throw new RangeError(
+        "Cannot read until separator as the separator array is empty: current value is 0 separators",
       );
     }
-    if (sep.length === 0) {
+    const minLength = seps[0]!.length;
+    const maxLength = seps[seps.length - 1]!.length;
+    if (minLength === 0) {
       throw new RangeError(
         "Cannot read until separator as separator is empty: current value is 0 bytes",
       );
@@ -588,14 +640,23 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
     if (this.#exception !== null) throw this.#exception;
     const queue = this.#queue;
     let offset = 0;
-    let found: number;
+    let matchStart = -1;
+    let matchEnd = -1;
     for (;;) {
       const size = queue.size;
-      if (size - offset >= sep.length) {
-        found = queue.indexOf(sep, offset);
-        if (found !== -1) break;
-        // The separator may still start in the last sep.length - 1 bytes.
-        offset = size + 1 - sep.length;
+      if (size - offset >= minLength) {
+        for (const sep of seps) {
+          const found = queue.indexOf(sep, offset);
+          if (found === -1) continue;
+          const end = found + sep.length;
+          if (matchEnd === -1 || end < matchEnd) {
+            matchStart = found;
+            matchEnd = end;
+          }
+        }
+        if (matchEnd !== -1) break;
+        // A separator may still start in the last maxLength - 1 bytes.
+        offset = Math.max(0, size + 1 - maxLength);
         if (offset > this.#limit) {
           throw new LimitOverrunError(
             `Cannot read until separator as it is not found within the limit of ${this.#limit} bytes: current value is ${offset} bytes`,
@@ -610,13 +671,13 @@ export class StreamReader implements AsyncIterable<Uint8Array> {
       }
       await this.#waitForData("readuntil");
     }
-    if (found > this.#limit) {
+    if (matchStart > this.#limit) {
       throw new LimitOverrunError(
-        `Cannot read until separator as the data before it is longer than the limit of ${this.#limit} bytes: current value is ${found} bytes`,
-        found,
+        `Cannot read until separator as the data before it is longer than the limit of ${this.#limit} bytes: current value is ${matchStart} bytes`,
+        matchStart,
       );
     }
-    const chunk = queue.take(found + sep.length);
+    const chunk = queue.take(matchEnd);
     this.#maybeResume();
     return chunk;
   }
@@ -718,9 +779,16 @@ export interface StreamReaderProtocolOptions {
 }
 
 interface ProtocolInternals {
+  protocol: StreamReaderProtocol;
   reader: StreamReader | null;
   closed: Promise<void>;
+  /** True for a server's protocol (it has a client-connected callback). */
+  serverSide: boolean;
   drain(): Promise<void>;
+  /** asyncio's `_replace_transport()`, after `start_tls()`. */
+  replaceTransport(transport: Transport): void;
+  /** Reports `error` as the end of a connection a failed upgrade took. */
+  fail(error: Error): void;
 }
 
 let internalsOf: (protocol: StreamReaderProtocol) => ProtocolInternals;
@@ -779,9 +847,19 @@ export class StreamReaderProtocol implements Protocol {
 
   static {
     internalsOf = (protocol) => ({
+      protocol,
       reader: protocol.#reader,
       closed: protocol.#closed.promise,
+      serverSide: protocol.#clientConnected !== undefined,
       drain: () => protocol.#drainHelper(),
+      replaceTransport: (transport) => {
+        protocol.#transport = transport;
+        const reader = protocol.#reader;
+        if (reader !== null) replaceReaderTransport(reader, transport);
+      },
+      fail: (error) => {
+        if (!protocol.#lost) protocol.connectionLost(error);
+      },
     });
   }
 
@@ -1063,6 +1141,104 @@ export class StreamWriter implements AsyncDisposable {
       await undefined;
     }
     await this.#internals.drain();
+  }
+
+  /**
+   * Upgrades the connection to TLS in place, as asyncio's
+   * `StreamWriter.start_tls()` (Python 3.11): waits for `drain()`, then runs
+   * {@linkcode startTls} on the transport with the writer's protocol, and
+   * from then on the writer ({@linkcode StreamWriter.transport}) and the
+   * reader's flow control use the TLS transport. Bytes the
+   * {@linkcode StreamReader} had buffered stay readable, in order, before
+   * the decrypted ones.
+   *
+   * Do not write while the upgrade runs (the old transport drops the data);
+   * reads may wait meanwhile. `serverSide` defaults as in asyncio: `true`
+   * for a {@linkcode startServer} client (its protocol has a
+   * client-connected callback), `false` otherwise.
+   *
+   * A failure before the handshake starts leaves the plain connection
+   * working. When the handshake fails the connection is closed; asyncio then
+   * leaves the reader waiting forever, while here the error also goes to
+   * the protocol as the connection's end: reads, `drain()` and
+   * `waitClosed()` reject with it.
+   *
+   * @param options The TLS settings, as for {@linkcode startTls}
+   * (`hostname` is asyncio's `server_hostname`, `handshakeTimeout` its
+   * `ssl_handshake_timeout` in milliseconds).
+   * @returns A promise that resolves once the handshake has completed.
+   * @throws {TypeError} If `options` is not an object or an option has the
+   * wrong type (see {@linkcode startTls}).
+   * @throws {RangeError} If `handshakeTimeout` is not positive.
+   * @throws {Error} If the connection is lost or closing, the transport is
+   * not a stream transport of this module, or the handshake fails or times
+   * out (`Deno.errors.TimedOut`).
+   *
+   * @example STARTTLS on both ends of a stream connection
+   * ```ts
+   * import { openConnection, startServer } from "@denio/protocols";
+   * import { assertEquals } from "@std/assert";
+   *
+   * // A self-signed certificate for 127.0.0.1 and localhost (examples only!).
+   * const cert = `-----BEGIN CERTIFICATE-----
+   * MIIBIzCB1qADAgECAgEBMAUGAytlcDAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwIBcN
+   * MDAwMTAxMDAwMDAwWhgPMjEyNTAxMDEwMDAwMDBaMBQxEjAQBgNVBAMMCWxvY2Fs
+   * aG9zdDAqMAUGAytlcAMhAHXiRU/s56alPvQU7Fz3w6ZJcwVNtfyadfEkqXvIJkta
+   * o0swSTAMBgNVHRMBAf8EAjAAMBoGA1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAd
+   * BgNVHQ4EFgQUQlYdfZFdQkAgDnOUxSRYYvx9LnYwBQYDK2VwA0EAbNPFOYUCOW8Q
+   * sR6Ln22raqLKDx9mc16VE6smR8cAiBMfPzIhL3VDbwe+5kJ5bcipvClunXlBQ7HX
+   * t8CytvrZDg==
+   * -----END CERTIFICATE-----`;
+   * const key = `-----BEGIN PRIVATE KEY-----
+   * MC4CAQAwBQYDK2VwBCIEIP7o9Z8y86PtxH6/aRPm8tfp5IXIZoXOqou2fY3+914j
+   * -----END PRIVATE KEY-----`;
+   * const encode = (text: string) => new TextEncoder().encode(text);
+   * const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+   *
+   * // The server says OK, upgrades, then echoes one line upper-cased.
+   * await using server = await startServer(async (reader, writer) => {
+   *   writer.write(encode("OK\n"));
+   *   await writer.startTls({ cert, key });
+   *   writer.write(encode(decode(await reader.readline()).toUpperCase()));
+   *   writer.close();
+   * }, { hostname: "127.0.0.1", port: 0 });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   *
+   * const [reader, writer] = await openConnection({ port });
+   * assertEquals(decode(await reader.readline()), "OK\n");
+   * await writer.startTls({ caCerts: [cert] });
+   * writer.write(encode("secret\n"));
+   * assertEquals(decode(await reader.readline()), "SECRET\n");
+   * await writer[Symbol.asyncDispose]();
+   * ```
+   */
+  async startTls(options: StartTlsOptions): Promise<void> {
+    checkOptions(options, "start TLS on stream writer");
+    await this.drain();
+    const internals = this.#internals;
+    const transport = this.#transport;
+    const wasClosing = transport.isClosing();
+    let tls: Transport;
+    try {
+      tls = await startTls(
+        transport,
+        internals.protocol,
+        options.serverSide === undefined
+          ? { ...options, serverSide: internals.serverSide }
+          : options,
+      );
+    } catch (error) {
+      // The upgrade took the connection and closed it: the old transport
+      // will not call connectionLost, so report the end here.
+      if (!wasClosing && transport.isClosing()) {
+        internals.fail(
+          error instanceof Error ? error : new Error(String(error)),
+        );
+      }
+      throw error;
+    }
+    this.#transport = tls;
+    internals.replaceTransport(tls);
   }
 
   /**

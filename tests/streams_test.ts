@@ -22,6 +22,7 @@ import {
   setExceptionHandler,
 } from "../transports/exception_handler.ts";
 import type { ReadTransport } from "../mod.ts";
+import { makeTestCerts, opensslMissing, type TestCerts } from "./_certs.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -761,4 +762,268 @@ Deno.test("openConnection() and startServer() check their arguments", async () =
     () => new StreamWriter({} as any, {} as any),
     TypeError,
   );
+});
+
+// ---------------------------------------------------------------- readuntil with several separators
+
+// Several separators: the match that ends first wins.
+const MULTI = bytes("a\r\nbb\ncc;;d;;;e\r\n\r\nSEPfx\nend");
+const MULTI_SEPARATORS = ["\r\n", "\n", ";;", bytes("SEP")];
+const MULTI_EXPECTED = [
+  "a\r\n",
+  "bb\n",
+  "cc;;",
+  "d;;",
+  ";e\r\n",
+  "\r\n",
+  "SEP",
+  "fx\n",
+  "IncompleteReadError:end",
+];
+
+async function readMulti(reader: StreamReader): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    try {
+      out.push(text(await reader.readuntil(MULTI_SEPARATORS)));
+    } catch (error) {
+      if (!(error instanceof IncompleteReadError)) throw error;
+      assertStrictEquals(error.expected, null);
+      out.push(`IncompleteReadError:${text(error.partial)}`);
+      return out;
+    }
+  }
+  throw new Error("the stream never ended");
+}
+
+Deno.test("StreamReader.readuntil() with an array stops at the match that ends first, split at every boundary", async () => {
+  for (let i = 0; i <= MULTI.length; i++) {
+    for (let j = i; j <= MULTI.length; j++) {
+      const reader = new StreamReader();
+      const result = readMulti(reader);
+      for (const chunk of [MULTI.subarray(0, i), MULTI.subarray(i, j)]) {
+        reader.feedData(chunk);
+        await turns();
+      }
+      reader.feedData(MULTI.subarray(j));
+      await turns();
+      reader.feedEof();
+      assertEquals(await result, MULTI_EXPECTED, `split at ${i} and ${j}`);
+    }
+  }
+});
+
+Deno.test("StreamReader.readuntil() with an array prefers an earlier end over an earlier start", async () => {
+  const reader = new StreamReader();
+  reader.feedData(bytes("xxSEPARATORyy;zz;"));
+  // The long "SEPARATOR" ends before the first ";": it wins.
+  assertEquals(text(await reader.readuntil(["SEPARATOR", ";"])), "xxSEPARATOR");
+  // ";" ends at byte 3, "z;" only at byte 6.
+  assertEquals(text(await reader.readuntil(["z;", ";"])), "yy;");
+  reader.feedData(bytes("abcdef"));
+  // "bcdef" starts before "ef" but ends at the same byte: same result.
+  assertEquals(text(await reader.readuntil(["bcdef", "ef"])), "zz;abcdef");
+});
+
+Deno.test("StreamReader.readuntil() with an array counts the shortest of matches that end together for the limit", async () => {
+  // "ab" and "b" both end at byte 4: the shorter one matched, so the data
+  // before it is "xxa" (3 bytes), over the limit of 2, as CPython 3.13.
+  for (const separators of [["ab", "b"], ["b", "ab"]]) {
+    const reader = new StreamReader({ limit: 2 });
+    reader.feedData(bytes("xxab"));
+    const error = await assertRejects(
+      () => reader.readuntil(separators),
+      LimitOverrunError,
+    );
+    assertEquals(error.consumed, 3);
+    // The data stays buffered.
+    assertEquals(text(await reader.readuntil("ab")), "xxab");
+  }
+  // With "ab" alone the data before it fits.
+  const reader = new StreamReader({ limit: 2 });
+  reader.feedData(bytes("xxab"));
+  assertEquals(text(await reader.readuntil(["ab"])), "xxab");
+});
+
+Deno.test("StreamReader.readuntil() with an array throws LimitOverrunError past the limit, keeping the longest separator's tail", async () => {
+  const reader = new StreamReader({ limit: 4 });
+  const pending = assertRejects(
+    () => reader.readuntil(["\n", "END"]),
+    LimitOverrunError,
+  );
+  reader.feedData(bytes("abc"));
+  await turns();
+  reader.feedData(bytes("defg"));
+  const error = await pending;
+  // 7 bytes buffered; "END" could still start at byte 5.
+  assertEquals(error.consumed, 5);
+  // The data stays buffered.
+  assertEquals(text(await reader.readexactly(7)), "abcdefg");
+  // Fewer bytes than the longest separator: still searched, then EOF.
+  reader.feedData(bytes("EN"));
+  reader.feedEof();
+  const incomplete = await assertRejects(
+    () => reader.readuntil(["\n", "END"]),
+    IncompleteReadError,
+  );
+  assertEquals(text(incomplete.partial), "EN");
+  assert(reader.atEof());
+});
+
+Deno.test("StreamReader.readuntil() checks an array of separators", async () => {
+  const reader = new StreamReader();
+  await assertRejects(
+    () => reader.readuntil([]),
+    RangeError,
+    "Cannot read until separator as the separator array is empty: current value is 0 separators",
+  );
+  await assertRejects(
+    () => reader.readuntil(["\n", ""]),
+    RangeError,
+    "Cannot read until separator as separator is empty: current value is 0 bytes",
+  );
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => reader.readuntil(["\n", 10 as any]),
+    TypeError,
+    "Cannot read until separator as separator is not a string or Uint8Array: current value is 10",
+  );
+  // Nothing was consumed by the failed calls.
+  reader.feedData(bytes("ok\n"));
+  assertEquals(text(await reader.readuntil(["\n"])), "ok\n");
+});
+
+// ---------------------------------------------------------------- StreamWriter.startTls()
+
+const tlsMissing = opensslMissing();
+if (tlsMissing !== null) {
+  console.log(`streams_test.ts: startTls tests skipped: ${tlsMissing}`);
+}
+const noTls = tlsMissing !== null;
+let certs: TestCerts = {
+  caCert: "",
+  cert: "",
+  key: "",
+  otherCaCert: "",
+  dir: "",
+};
+if (!noTls) {
+  certs = await makeTestCerts();
+  await Deno.remove(certs.dir, { recursive: true });
+}
+
+Deno.test({
+  name:
+    "StreamWriter.startTls() upgrades both ends in place, keeping buffered plain bytes and flow control",
+  ignore: noTls,
+  async fn() {
+    const size = 512 * 1024;
+    const serverDone = Promise.withResolvers<void>();
+    await using server = await startServer(async (reader, writer) => {
+      try {
+        // "OK" and a plain line in one write, then the upgrade.
+        writer.write(bytes("OK\nplain\n"));
+        const plain = writer.transport;
+        await writer.startTls({
+          serverSide: true,
+          cert: certs.cert,
+          key: certs.key,
+        });
+        assert(writer.transport !== plain);
+        assertEquals(text(await reader.readline()), "hello over tls\n");
+        writer.write(bytes("HELLO OVER TLS\n"));
+        // A large body: the reader pauses and resumes the TLS transport.
+        const body = await reader.readexactly(size);
+        writer.write(body);
+        await writer.drain();
+        assertEquals(await reader.read(), new Uint8Array());
+        writer.close();
+        serverDone.resolve();
+      } catch (error) {
+        serverDone.reject(error);
+        throw error;
+      }
+    }, { hostname: "127.0.0.1", port: 0, limit: 4096 });
+    const { port } = server.addrs[0] as Deno.NetAddr;
+
+    const [reader, writer] = await openConnection({ port, limit: 4096 });
+    assertEquals(text(await reader.readline()), "OK\n");
+    const plain = writer.transport;
+    await writer.startTls({ caCerts: [certs.caCert], hostname: "localhost" });
+    assert(writer.transport !== plain);
+    assertEquals(writer.getExtraInfo("alpnProtocol"), null);
+    // The plain line buffered before the upgrade comes first.
+    assertEquals(text(await reader.readline()), "plain\n");
+    writer.write(bytes("hello over tls\n"));
+    await writer.drain();
+    assertEquals(text(await reader.readline()), "HELLO OVER TLS\n");
+    const body = randomBytes(size, 7);
+    writer.write(body);
+    await writer.drain();
+    writer.writeEof();
+    assertEquals(await reader.readexactly(size), body);
+    assertEquals(await reader.read(), new Uint8Array());
+    await serverDone.promise;
+    await writer[Symbol.asyncDispose]();
+  },
+});
+
+Deno.test({
+  name:
+    "StreamWriter.startTls() rejects when the handshake fails, and reads and waitClosed() reject too",
+  ignore: noTls,
+  async fn() {
+    const serverResult = Promise.withResolvers<unknown>();
+    await using server = await startServer(async (reader, writer) => {
+      writer.write(bytes("OK\n"));
+      try {
+        // serverSide defaults to true for a startServer client.
+        await writer.startTls({ cert: certs.cert, key: certs.key });
+        serverResult.resolve("upgraded");
+      } catch (error) {
+        serverResult.resolve(error);
+        await assertRejects(() => reader.read());
+        await assertRejects(() => writer.waitClosed());
+      }
+    }, { hostname: "127.0.0.1", port: 0 });
+    const { port } = server.addrs[0] as Deno.NetAddr;
+
+    const [reader, writer] = await openConnection({ port });
+    assertEquals(text(await reader.readline()), "OK\n");
+    // A CA that did not sign the server certificate.
+    const error = await assertRejects(() =>
+      writer.startTls({ caCerts: [certs.otherCaCert], hostname: "localhost" })
+    );
+    assertInstanceOf(error, Error);
+    assert(writer.isClosing());
+    assertStrictEquals(await assertRejects(() => reader.read()), error);
+    assertStrictEquals(
+      await assertRejects(() => writer.waitClosed()),
+      error,
+    );
+    await assertRejects(() => writer.drain());
+    assertInstanceOf(await serverResult.promise, Error);
+    await writer[Symbol.asyncDispose]();
+  },
+});
+
+Deno.test({
+  name:
+    "StreamWriter.startTls() with bad options throws and leaves the plain connection working",
+  ignore: noTls,
+  async fn() {
+    await withServer(echoLines, async (port) => {
+      const [reader, writer] = await openConnection({ port });
+      await assertRejects(
+        () => writer.startTls({ serverSide: true }),
+        TypeError,
+      );
+      // deno-lint-ignore no-explicit-any
+      await assertRejects(() => writer.startTls(null as any), TypeError);
+      assert(!writer.isClosing());
+      writer.write(bytes("still plain\n"));
+      assertEquals(text(await reader.readline()), "still plain\n");
+      await writer[Symbol.asyncDispose]();
+    });
+  },
 });
