@@ -10,28 +10,18 @@ import {
   type SubprocessProtocol,
   type SubprocessTransport,
 } from "../mod.ts";
+import { within as withinMs } from "./_timing.ts";
 
 /** How long a test waits for one expected event before failing. */
 export const WAIT_MS = 20_000;
 
 /** Rejects if `promise` does not settle within `ms`; the timer is always cleared. */
-export async function within<T>(
+export function within<T>(
   promise: Promise<T>,
   what: string,
   ms: number = WAIT_MS,
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return withinMs(promise, what, ms);
 }
 
 /** Lets queued microtasks and a few rounds of I/O callbacks run. */

@@ -16,6 +16,7 @@ import {
   setExceptionHandler,
   type Transport,
 } from "../mod.ts";
+import { sleep, within as withinMs } from "./_timing.ts";
 
 // ------------------------------------------------------------------ random
 
@@ -349,10 +350,7 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep };
 
 /**
  * Resolves once `condition()` is true, polling every `intervalMs`; rejects
@@ -386,23 +384,12 @@ export function envInt(name: string, fallback: number): number {
 }
 
 /** Resolves or rejects as `promise` does, or rejects after `ms` naming `what`. */
-export async function within<T>(
+export function within<T>(
   promise: Promise<T>,
   ms: number,
   what: string,
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return withinMs(promise, what, ms);
 }
 
 /** Optional behaviour of a {@linkcode Recording} protocol. */

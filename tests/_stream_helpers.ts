@@ -12,34 +12,22 @@ import {
   setExceptionHandler,
   type Transport,
 } from "../mod.ts";
+import { sleep, within as withinMs } from "./_timing.ts";
 
 /** How long a test waits for one expected event before failing. */
 export const WAIT_MS = 15_000;
 
 /** Rejects if `promise` does not settle within `ms`; the timer is always cleared. */
-export async function within<T>(
+export function within<T>(
   promise: Promise<T>,
   what: string,
   ms: number = WAIT_MS,
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return withinMs(promise, what, ms);
 }
 
 /** Waits `ms` milliseconds (to give something that must NOT happen a chance). */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep };
 
 /** Lets queued microtasks and one round of I/O callbacks run. */
 export function nextMacrotask(): Promise<void> {

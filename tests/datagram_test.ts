@@ -20,6 +20,7 @@ import {
   type ExceptionContext,
   setExceptionHandler,
 } from "../mod.ts";
+import { sleep, within as withinMs } from "./_timing.ts";
 
 type Backend = "deno" | "node";
 const BACKENDS: Backend[] = ["deno", "node"];
@@ -37,23 +38,8 @@ const LOCAL = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out waiting for ${what}`)),
-      WAIT_MS,
-    );
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  return withinMs(promise, what, WAIT_MS);
 }
 
 type Event =
