@@ -46,6 +46,12 @@ export interface StreamIo {
    * `connectionLost` until it settles (a TLS tunnel draining).
    */
   close(error?: Error | null): void | Promise<void>;
+  /**
+   * The size of the first read, where the adapter knows better than the
+   * default 1 KiB (an in-memory pair reads a socket-buffer load). Later
+   * reads adapt to the traffic. At most 64 KiB.
+   */
+  readonly readSize?: number;
 }
 
 /** Options of the {@linkcode StreamTransport} constructor. */
@@ -118,7 +124,7 @@ type State =
  * and a read that does not sizes the next one to what arrived (rounded up to
  * a power of two), so a connection that goes quiet waits with a small buffer.
  */
-const MIN_READ_SIZE = 4096;
+const MIN_READ_SIZE = 1024;
 const MAX_READ_SIZE = 64 * 1024;
 /**
  * A Protocol's reads land in a per-transport slab of this many reads (the
@@ -191,6 +197,9 @@ export class StreamTransport implements Transport {
     this.#io = io;
     this.#protocol = protocol;
     this.#buffered = isBufferedProtocol(protocol);
+    if (typeof io.readSize === "number" && io.readSize >= 1) {
+      this.#readSize = Math.min(Math.floor(io.readSize), MAX_READ_SIZE);
+    }
     this.#extra = options.extra ?? {};
     this.#options = options;
     this.#canWriteEof = options.canWriteEof ??
