@@ -162,6 +162,27 @@ const MAX_READ_SIZE = 64 * 1024;
 const SLAB_SIZE = 64 * 1024;
 const SLAB_READS_QUIET = 4;
 const QUIET_MS = 1000;
+/**
+ * A young connection (fewer than YOUNG_BYTES read so far) reads into a
+ * region of one slab shared by every transport instead of a slab of its own:
+ * a short-lived connection then allocates no ArrayBuffer at all (one costs
+ * more than the rest of an accept). A region is never handed out twice: the
+ * bytes delivered are the protocol's, and the rest of it is left unused.
+ */
+const YOUNG_BYTES = 64 * 1024;
+const SHARED_SLAB_SIZE = 64 * 1024;
+let sharedSlab: Uint8Array = new Uint8Array(0);
+let sharedOffset = 0;
+
+function sharedRegion(size: number): Uint8Array {
+  if (sharedSlab.length - sharedOffset < size) {
+    sharedSlab = new Uint8Array(Math.max(SHARED_SLAB_SIZE, size));
+    sharedOffset = 0;
+  }
+  const region = new Uint8Array(sharedSlab.buffer, sharedOffset, size);
+  sharedOffset += (size + 7) & ~7;
+  return region;
+}
 const MAX_COALESCE = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
 
@@ -193,6 +214,8 @@ export class StreamTransport implements Transport {
   #slab: Uint8Array = EMPTY;
   #slabOffset = 0;
   #slabSince = 0;
+  /** Bytes read so far, up to YOUNG_BYTES. */
+  #young = 0;
   /** Counted in `openTransports` (until lost or detached). */
   #counted = false;
   #readSize = MIN_READ_SIZE;
@@ -475,6 +498,7 @@ export class StreamTransport implements Transport {
   /** Where the next read lands for a (non-buffered) Protocol. */
   #nextReadBuffer(): Uint8Array {
     const size = this.#readSize;
+    if (this.#young < YOUNG_BYTES) return sharedRegion(size);
     const slab = this.#slab;
     const offset = this.#slabOffset;
     if (slab.length - offset >= size) {
@@ -602,8 +626,11 @@ export class StreamTransport implements Transport {
             n,
           );
         } else {
-          // Keep views 8-byte aligned so a protocol can build typed arrays.
-          this.#slabOffset += (n + 7) & ~7;
+          if (this.#young < YOUNG_BYTES) this.#young += n;
+          else {
+            // Keep views 8-byte aligned so a protocol can build typed arrays.
+            this.#slabOffset += (n + 7) & ~7;
+          }
           this.#dataReceived(
             n === target.length
               ? target
