@@ -5,9 +5,11 @@
  * Compiles the C load client, the C echo server and the bulk reader with
  * `cc -O2` into bench/results/bin/, makes a throwaway TLS certificate with
  * `openssl`, then runs every case once per round, rounds interleaved (round 1
- * of every case, then round 2, …), and reports the median of the rounds with
- * its ratio to the raw Deno baseline of its group. The table is printed and
- * written to bench/results.md; the raw figures go to bench/results/*.json.
+ * of every case, then round 2, …). Every row leads with CPU time per
+ * operation and its ratio to the group's raw Deno baseline (the median of the
+ * per-round ratios, rounds paired, with their min – max), then the rate
+ * (median of the rounds). The table is printed and written to
+ * bench/results.md; every round's figures go to bench/results/*.json.
  * A peer that cannot run here (no node, no uvloop, no TLS headers, an API
  * not exported yet) is reported as "absent (reason)", never dropped.
  *
@@ -19,6 +21,12 @@
  * - BENCH_BULK_MIB: bytes of the bulk case in MiB (default 1024)
  * - BENCH_PIPE_MIB: bytes of the subprocess case in MiB (default 256)
  * - BENCH_ONLY: a regular expression; only cases whose "group / name" match
+ *   (plus their group's baseline); e.g. `BENCH_ONLY=scale`
+ * - BENCH_SCALE_N: idle connections of the scale case (default 20000, kept
+ *   500 under the descriptor hard limit, which the bench raises the soft
+ *   limit to)
+ * - BENCH_SCALE_PROBES: connections whose accept is timed at each level
+ *   (default 3000)
  * - BENCH_INSTALL=0: never run apt-get for a missing peer (it does by
  *   default when running as root on Debian/Ubuntu)
  * - BENCH_OUT: where to write the markdown table (default bench/results.md)
