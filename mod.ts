@@ -150,6 +150,14 @@ export interface BaseProtocol {
   pauseWriting?(): void;
   /** The transport's write buffer drained to its low watermark. */
   resumeWriting?(): void;
+  /**
+   * The transport's idle timeout expired (no byte read or written for that
+   * long; see `setIdleTimeout` and the `idleTimeout` option). Return `true`
+   * to stay open and start the timer again; otherwise the transport is
+   * aborted and `connectionLost` gets a `Deno.errors.TimedOut`. Called from a
+   * queued microtask; it must answer synchronously.
+   */
+  timeoutReached?(): boolean | void;
 }
 
 /**
@@ -234,6 +242,11 @@ export interface ReadTransport extends BaseTransport {
   pauseReading(): void;
   /** Resumes delivery. Idempotent. */
   resumeReading(): void;
+  /**
+   * After `ms` milliseconds without a byte read or written, calls the
+   * protocol's `timeoutReached()`; `null` or `0` turns it off.
+   */
+  setIdleTimeout(ms: number | null): void;
 }
 
 /** The write side of a transport, with asyncio's write-buffer flow control. */
@@ -254,6 +267,11 @@ export interface WriteTransport extends BaseTransport {
   getWriteBufferLimits(): { low: number; high: number };
   /** Sets the watermarks (high alone gives low = high / 4). */
   setWriteBufferLimits(limits?: { high?: number; low?: number }): void;
+  /**
+   * After `ms` milliseconds without a byte read or written, calls the
+   * protocol's `timeoutReached()`; `null` or `0` turns it off.
+   */
+  setIdleTimeout(ms: number | null): void;
 }
 
 /** A bidirectional stream transport. */

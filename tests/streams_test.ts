@@ -77,6 +77,7 @@ class RecordingReadTransport implements ReadTransport {
     this.log.push("resumeReading");
     this.#reading = true;
   }
+  setIdleTimeout(): void {}
 }
 
 // The message every chunking test reads, and the reads it is cut into.

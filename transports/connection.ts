@@ -11,6 +11,7 @@ import type { BaseProtocol, Transport } from "../mod.ts";
 import {
   checkAddress,
   checkHandshakeTimeout,
+  checkServiceOptions,
   connExtra,
   DEFAULT_HANDSHAKE_TIMEOUT,
   handshake,
@@ -53,6 +54,33 @@ export interface ConnectOptions {
   tls?: TlsConnectOptions;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
+  /**
+   * Milliseconds without a byte read or written after which the protocol is
+   * asked `timeoutReached()`, and the connection is aborted with a
+   * `Deno.errors.TimedOut` unless it answers `true` (see
+   * `Transport.setIdleTimeout`; Node's `socket.setTimeout()`).
+   *
+   * @example Give up on a server that stays silent
+   * ```ts ignore
+   * import { createConnection } from "@denio/protocols";
+   *
+   * const [transport] = await createConnection(() => ({
+   *   connectionLost(error: Error | null) {
+   *     if (error instanceof Deno.errors.TimedOut) console.log("server went quiet");
+   *   },
+   * }), { hostname: "example.com", port: 7, idleTimeout: 5_000 });
+   * ```
+   *
+   * @default {undefined} (none)
+   */
+  idleTimeout?: number;
+  /**
+   * Enables TCP keepalive probes (`TcpConn.setKeepAlive`), so a server whose
+   * host vanished is noticed. Not for Unix sockets (a TypeError).
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
 }
 
 const ACTION = "create connection";
@@ -94,6 +122,7 @@ export async function createConnection<P extends BaseProtocol>(
   assertOptions(options, ACTION, false);
   const kind = checkAddress(options, ACTION, true);
   assertSignal(options.signal, ACTION);
+  checkServiceOptions(options, kind, ACTION);
   const timeout = checkHandshakeTimeout(
     options.tls?.handshakeTimeout,
     ACTION,
@@ -122,6 +151,7 @@ export async function createConnection<P extends BaseProtocol>(
       ...(signal ? { signal } : {}),
     });
     if (options.noDelay !== false) tcp.setNoDelay(true);
+    if (options.keepAlive === true) tcp.setKeepAlive(true);
     conn = tcp;
     const tls = options.tls;
     if (tls !== undefined) {
@@ -160,6 +190,7 @@ export async function createConnection<P extends BaseProtocol>(
   try {
     transport = new StreamTransport(conn, protocol, {
       extra: { ...connExtra(conn), ...extra },
+      idleTimeout: options.idleTimeout ?? null,
       onMade: made.resolve,
     });
   } catch (error) {

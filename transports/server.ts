@@ -11,14 +11,17 @@ import { toError } from "./_call_soon.ts";
 import {
   checkAddress,
   checkHandshakeTimeout,
+  checkServiceOptions,
   connExtra,
   DEFAULT_HANDSHAKE_TIMEOUT,
   handshake,
   makeProtocol,
 } from "./_net.ts";
 import {
+  assertBoolean,
   assertFactory,
   assertOptions,
+  assertPositiveInteger,
   assertSignal,
   describe,
 } from "./_validate.ts";
@@ -66,6 +69,68 @@ export interface ServeOptions {
   noDelay?: boolean;
   /** Closes the server (as `close()`) when aborted. */
   signal?: AbortSignal;
+  /**
+   * Milliseconds without a byte read or written after which each
+   * connection's protocol is asked `timeoutReached()`, and the connection is
+   * aborted with a `Deno.errors.TimedOut` unless it answers `true` (see
+   * `Transport.setIdleTimeout`). Node's `socket.setTimeout()`, Bun's
+   * `socket.timeout()`, Twisted's `TimeoutMixin`.
+   *
+   * @example Reap connections silent for 10 seconds
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   idleTimeout: 10_000,
+   * });
+   * ```
+   *
+   * @default {undefined} (none)
+   */
+  idleTimeout?: number;
+  /**
+   * Enables TCP keepalive probes on accepted connections, so a peer whose
+   * host vanished is noticed (`TcpConn.setKeepAlive`; Node's
+   * `socket.setKeepAlive()`). Not for Unix sockets (a TypeError), nor with
+   * `tls`, whose `Deno.TlsConn` has no keepalive control in Deno 2.9.
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * At most this many open connections: at the limit the server stops
+   * accepting (new peers wait in the kernel's backlog) and starts again as
+   * soon as one is gone. TLS handshakes in progress count. Node's
+   * `server.maxConnections` (which accepts and drops instead), Twisted's
+   * `LimitTotalConnectionsFactory`.
+   *
+   * @example One client at a time
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   maxConnections: 1,
+   * });
+   * console.log(server.connectionCount); // 0
+   * ```
+   *
+   * @default {undefined} (no limit)
+   */
+  maxConnections?: number;
+  /**
+   * Sets SO_REUSEPORT, so several processes can listen on the same port and
+   * the kernel spreads connections across them (TCP, Linux). Deno gates it
+   * behind the net unstable flag (`--unstable-net`, or `"unstable": ["net"]`
+   * in deno.json): without it `createServer` rejects with a
+   * `Deno.errors.NotSupported`. See `examples/echo_server.ts --processes`.
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
 }
 
 type ServerState = "idle" | "serving" | "closed";
@@ -97,6 +162,10 @@ export class Server implements AsyncDisposable {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #onAbort: (() => void) | undefined;
   #handshakeTimeout: number;
+  #maxConnections: number;
+  // Accepted connections not yet gone: handshaking or attached.
+  #open = 0;
+  #slotFree: (() => void) | null = null;
 
   /**
    * Wraps a listener. Use {@linkcode createServer} rather than this.
@@ -115,6 +184,7 @@ export class Server implements AsyncDisposable {
     this.#options = options;
     this.#handshakeTimeout = options.tls?.handshakeTimeout ??
       DEFAULT_HANDSHAKE_TIMEOUT;
+    this.#maxConnections = options.maxConnections ?? Infinity;
     const signal = options.signal;
     if (signal !== undefined) {
       this.#onAbort = () => this.close();
@@ -125,6 +195,14 @@ export class Server implements AsyncDisposable {
   /** The addresses the server listens on. */
   get addrs(): Deno.Addr[] {
     return this.#state === "closed" ? [] : [this.#listener.addr];
+  }
+
+  /**
+   * How many connections the server accepted that are still open (TLS
+   * handshakes in progress included).
+   */
+  get connectionCount(): number {
+    return this.#open;
   }
 
   /** True while the server accepts connections. */
@@ -188,6 +266,7 @@ export class Server implements AsyncDisposable {
     if (this.#options.transport === "unix" && this.#options.path) {
       removeSocketFile(this.#options.path);
     }
+    this.#wakeAcceptor();
     this.#closed.resolve();
     this.#wakeWaiters();
   }
@@ -234,6 +313,18 @@ export class Server implements AsyncDisposable {
     await this.waitClosed();
   }
 
+  /** One accepted connection is gone: count it and maybe accept again. */
+  #release(): void {
+    this.#open--;
+    if (this.#open < this.#maxConnections) this.#wakeAcceptor();
+  }
+
+  #wakeAcceptor(): void {
+    const wake = this.#slotFree;
+    this.#slotFree = null;
+    wake?.();
+  }
+
   #wakeWaiters(): void {
     if (this.#state !== "closed" || this.#transports.size !== 0) return;
     const waiters = this.#waiters;
@@ -243,6 +334,11 @@ export class Server implements AsyncDisposable {
 
   async #acceptLoop(): Promise<void> {
     while (this.#state === "serving") {
+      if (this.#open >= this.#maxConnections) {
+        // At the limit: leave new peers in the kernel's backlog.
+        await new Promise<void>((resolve) => this.#slotFree = resolve);
+        continue;
+      }
       let conn: Deno.Conn;
       try {
         conn = await this.#listener.accept();
@@ -270,6 +366,7 @@ export class Server implements AsyncDisposable {
         conn.close();
         return;
       }
+      this.#open++;
       if (this.#options.tls !== undefined) {
         this.#acceptTls(conn as Deno.TlsConn);
       } else {
@@ -286,12 +383,14 @@ export class Server implements AsyncDisposable {
     } catch {
       // A client that fails its handshake never reaches a protocol; asyncio
       // logs it at debug level only.
+      this.#release();
       return;
     } finally {
       this.#pendingHandshakes.delete(conn);
     }
     if (this.#state === "closed") {
       conn.close();
+      this.#release();
       return;
     }
     this.#attach(conn, { alpnProtocol: info.alpnProtocol });
@@ -300,11 +399,10 @@ export class Server implements AsyncDisposable {
   #attach(conn: Deno.Conn, extra: Record<string, unknown>): void {
     let protocol: Protocol | BufferedProtocol;
     try {
-      if (
-        this.#options.noDelay !== false &&
-        conn.remoteAddr.transport === "tcp"
-      ) {
-        (conn as Deno.TcpConn).setNoDelay?.(true);
+      if (conn.remoteAddr.transport === "tcp") {
+        const tcp = conn as Partial<Deno.TcpConn>;
+        if (this.#options.noDelay !== false) tcp.setNoDelay?.(true);
+        if (this.#options.keepAlive === true) tcp.setKeepAlive?.(true);
       }
       protocol = makeProtocol(this.#factory, "accept connection");
     } catch (error) {
@@ -313,14 +411,17 @@ export class Server implements AsyncDisposable {
         error: toError(error),
       });
       conn.close();
+      this.#release();
       return;
     }
     let transport: StreamTransport;
     try {
       transport = new StreamTransport(conn, protocol, {
         extra: { ...connExtra(conn), ...extra },
+        idleTimeout: this.#options.idleTimeout ?? null,
         onLost: () => {
           this.#transports.delete(transport);
+          this.#release();
           this.#wakeWaiters();
         },
       });
@@ -334,6 +435,7 @@ export class Server implements AsyncDisposable {
         protocol,
       });
       conn.close();
+      this.#release();
       return;
     }
     this.#transports.add(transport);
@@ -381,14 +483,30 @@ export async function createServer(
   const kind = checkAddress(options, ACTION, false);
   assertSignal(options.signal, ACTION);
   checkHandshakeTimeout(options.tls?.handshakeTimeout, ACTION);
-  if (
-    options.startServing !== undefined &&
-    typeof options.startServing !== "boolean"
-  ) {
+  assertBoolean(options.startServing, "startServing", ACTION);
+  checkServiceOptions(options, kind, ACTION);
+  assertPositiveInteger(options.maxConnections, "maxConnections", ACTION);
+  assertBoolean(options.reusePort, "reusePort", ACTION);
+  if (options.reusePort === true) {
+    if (kind === "unix") {
+      throw new TypeError(
+        'Cannot create server as reusePort is for TCP, not Unix sockets: current value is transport "unix"',
+      );
+    }
+    // Deno.listen({ reusePort }) ends the process without the flag; the
+    // flag's other APIs tell whether it is on.
+    if (
+      typeof (Deno as { listenDatagram?: unknown }).listenDatagram !==
+        "function"
+    ) {
+      throw new Deno.errors.NotSupported(
+        'Cannot create server as reusePort needs the net unstable flag (--unstable-net, or "unstable": ["net"] in deno.json): current value is true',
+      );
+    }
+  }
+  if (options.keepAlive === true && options.tls !== undefined) {
     throw new TypeError(
-      `Cannot create server as startServing is not a boolean: current value is ${
-        describe(options.startServing)
-      }`,
+      "Cannot create server as keepAlive is not supported with tls: Deno.TlsConn has no keepalive control in Deno 2.9: current value is true",
     );
   }
   options.signal?.throwIfAborted();
@@ -413,6 +531,7 @@ export async function createServer(
     listener = Deno.listenTls({
       hostname: options.hostname ?? "0.0.0.0",
       port: options.port ?? 0,
+      ...(options.reusePort ? { reusePort: true } : {}),
       cert: tls.cert,
       key: tls.key,
       ...(tls.alpnProtocols ? { alpnProtocols: tls.alpnProtocols } : {}),
@@ -421,6 +540,7 @@ export async function createServer(
     listener = Deno.listen({
       hostname: options.hostname ?? "0.0.0.0",
       port: options.port ?? 0,
+      ...(options.reusePort ? { reusePort: true } : {}),
     });
   }
   const server = new Server(listener, protocolFactory, options);

@@ -26,7 +26,12 @@ import {
   toError,
 } from "./_call_soon.ts";
 import { FlowControl, type WriteBufferLimits } from "./_flow_control.ts";
-import { assertBytes, checkProtocol, describe } from "./_validate.ts";
+import {
+  assertBytes,
+  checkIdleTimeout,
+  checkProtocol,
+  describe,
+} from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
 
 /**
@@ -69,6 +74,11 @@ export interface StreamTransportOptions {
    * @default {false}
    */
   connected?: boolean;
+  /**
+   * Milliseconds without a byte read or written before the protocol's
+   * `timeoutReached()` is asked (see `setIdleTimeout`). `null` or absent: none.
+   */
+  idleTimeout?: number | null;
 }
 
 /**
@@ -96,6 +106,8 @@ export interface DetachedIo {
    * `Server.closeClients()` reaches upgraded connections.
    */
   forward(target: { close(): void; abort(): void }): void;
+  /** The idle timeout the detached transport had, for the upgraded one. */
+  idleTimeout: number | null;
 }
 
 /** The method key of {@linkcode StreamTransport}'s detach hook (internal). */
@@ -115,6 +127,12 @@ const INITIAL_READ_SIZE = 16 * 1024;
 const MAX_READ_SIZE = 64 * 1024;
 const MAX_COALESCE = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
+/**
+ * An idle timeout is checked this many times per period: a connection is
+ * reaped between 1 and 1 + 1/IDLE_SLICES periods after its last byte, and
+ * traffic costs one boolean store per read or write, never a timer re-arm.
+ */
+const IDLE_SLICES = 4;
 
 /**
  * A {@linkcode Transport} over a {@linkcode StreamIo} adapter. Instances come
@@ -151,6 +169,14 @@ export class StreamTransport implements Transport {
   #flow = new FlowControl();
   #lostWrites = 0;
 
+  // Idle timeout: reads and writes set #idleActive; a timer that runs
+  // IDLE_SLICES times per period counts the quiet checks in a row.
+  #idleMs: number | null = null;
+  #idleActive = false;
+  #idleQuiet = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleCheck: () => void;
+
   /**
    * Wraps `io` and schedules `protocol.connectionMade(this)`.
    *
@@ -172,12 +198,17 @@ export class StreamTransport implements Transport {
       (typeof io.closeWrite === "function" && typeof io.write === "function");
     this.#onCallbackError = (name, error) => this.#callbackFailed(name, error);
     this.#startFlush = () => void this.#flush();
+    this.#idleCheck = () => this.#checkIdle();
+    if (options.idleTimeout !== undefined && options.idleTimeout !== null) {
+      this.#idleMs = options.idleTimeout;
+    }
     options.peerClosed?.then(
       () => this.#peerGone(null),
       (error) => this.#peerGone(toError(error)),
     );
     if (options.connected) {
       this.#state = { kind: "open" };
+      this.#armIdle();
       callSoon(() => {
         if (!this.isClosing() && typeof io.read === "function") {
           this.#readLoop();
@@ -369,10 +400,54 @@ export class StreamTransport implements Transport {
     this.#maybePause();
   }
 
+  // ---------------------------------------------------------------- idle
+
+  /**
+   * Sets the idle timeout: once no byte has been read or written for `ms`
+   * milliseconds, the protocol's `timeoutReached()` is called (from a queued
+   * microtask). If it returns `true` the timer starts again; otherwise the
+   * transport is aborted and `connectionLost` gets a `Deno.errors.TimedOut`.
+   * A transport that is closing (flushing its buffer to a peer that does not
+   * read) is aborted without asking. `null` or `0` turns the timeout off; a
+   * new value restarts the count. Node's `socket.setTimeout()`, Twisted's
+   * `TimeoutMixin.setTimeout()`.
+   *
+   * The timeout is checked four times per period, so a quiet connection is
+   * reaped between `ms` and `1.25 * ms` after its last byte; traffic costs
+   * no timer work.
+   *
+   * @param ms Milliseconds, or `null` (or `0`) for none.
+   * @throws {TypeError} If `ms` is not a number or null.
+   * @throws {RangeError} If `ms` is negative, NaN or infinite.
+   *
+   * @example Close connections that stay silent for 30 seconds
+   * ```ts
+   * import { createServer, type Transport } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({
+   *   connectionMade(transport: Transport) {
+   *     transport.setIdleTimeout(30_000);
+   *   },
+   *   timeoutReached() {
+   *     return false; // abort: connectionLost gets a Deno.errors.TimedOut
+   *   },
+   * }), { hostname: "127.0.0.1", port: 0 });
+   * ```
+   */
+  setIdleTimeout(ms: number | null): void {
+    const value = checkIdleTimeout(ms, "set idle timeout", true);
+    this.#idleMs = value;
+    this.#stopIdle();
+    if (this.#state.kind === "open" || this.#state.kind === "closing") {
+      this.#armIdle();
+    }
+  }
+
   // ---------------------------------------------------------------- internals
 
   #start(): void {
     if (this.#state.kind === "starting") this.#state = { kind: "open" };
+    this.#armIdle();
     invokeCallback(
       this.#protocol,
       "connectionMade",
@@ -383,6 +458,74 @@ export class StreamTransport implements Transport {
     if (!this.isClosing() && typeof this.#io.read === "function") {
       this.#readLoop();
     }
+  }
+
+  #armIdle(): void {
+    if (this.#idleMs === null) return;
+    this.#idleActive = false;
+    this.#idleQuiet = 0;
+    this.#scheduleIdleCheck();
+  }
+
+  #scheduleIdleCheck(): void {
+    const id = setTimeout(this.#idleCheck, this.#idleMs! / IDLE_SLICES);
+    // Like Node's socket timeouts, the timer alone keeps no process alive.
+    Deno.unrefTimer(id);
+    this.#idleTimer = id;
+  }
+
+  #stopIdle(): void {
+    if (this.#idleTimer !== undefined) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
+  }
+
+  #checkIdle(): void {
+    this.#idleTimer = undefined;
+    const kind = this.#state.kind;
+    if (this.#idleMs === null || (kind !== "open" && kind !== "closing")) {
+      return;
+    }
+    if (this.#idleActive) {
+      this.#idleActive = false;
+      this.#idleQuiet = 0;
+    } else if (++this.#idleQuiet >= IDLE_SLICES) {
+      callSoon(() => this.#timedOut());
+      return;
+    }
+    this.#scheduleIdleCheck();
+  }
+
+  #timedOut(): void {
+    if (this.#idleMs === null || this.#idleTimer !== undefined) return;
+    if (this.#state.kind === "open") {
+      const keep = invokeCallback(
+        this.#protocol,
+        "timeoutReached",
+        this.#onCallbackError,
+      );
+      // setIdleTimeout() from the callback restarted or stopped the timer.
+      if (this.#idleMs === null || this.#idleTimer !== undefined) return;
+      const kind = this.#state.kind as State["kind"];
+      if (kind === "closing") {
+        // A graceful close() from the callback: reaped too if the flush stalls.
+        this.#armIdle();
+        return;
+      }
+      if (kind !== "open") return;
+      if (keep === true) {
+        this.#armIdle();
+        return;
+      }
+    } else if (this.#state.kind !== "closing") {
+      return;
+    }
+    this.#forceClose(
+      new Deno.errors.TimedOut(
+        `No byte was read or written for ${this.#idleMs} ms (idle timeout)`,
+      ),
+    );
   }
 
   #wakeReader(): void {
@@ -463,6 +606,7 @@ export class StreamTransport implements Transport {
         } finally {
           this.#readInFlight = false;
         }
+        this.#idleActive = true;
         if (this.#detaching !== null) {
           this.#handOver(n === null ? null : target.slice(0, n));
           return;
@@ -617,6 +761,7 @@ export class StreamTransport implements Transport {
       target: null,
     };
     this.#state = state;
+    this.#stopIdle();
     let onLost = this.#options.onLost;
     return {
       io: this.#io,
@@ -627,6 +772,7 @@ export class StreamTransport implements Transport {
         hook?.();
       },
       forward: (target) => state.target = target,
+      idleTimeout: this.#idleMs,
     };
   }
 
@@ -692,6 +838,7 @@ export class StreamTransport implements Transport {
           if (this.#state.kind === "lost" || this.#state.kind === "closed") {
             return;
           }
+          this.#idleActive = true;
           this.#bufferSize -= n;
           chunk = n === chunk.length ? EMPTY : chunk.subarray(n);
           this.#maybeResume();
@@ -780,6 +927,7 @@ export class StreamTransport implements Transport {
     const kind = this.#state.kind;
     if (kind === "lost" || kind === "closed" || kind === "detached") return;
     this.#state = { kind: "lost", error };
+    this.#stopIdle();
     this.#chunks.length = 0;
     this.#bufferSize = 0;
     let closing: void | Promise<void> = undefined;

@@ -299,6 +299,7 @@ export async function startTls(
     onLost: detached.onLost,
   });
   tls.setWriteBufferLimits(limits);
+  tls.setIdleTimeout(detached.idleTimeout);
   detached.forward(tls);
   return tls;
 }
