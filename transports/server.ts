@@ -26,7 +26,7 @@ import {
   describe,
 } from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
-import { StreamTransport } from "./stream_transport.ts";
+import { type BufferBudget, StreamTransport } from "./stream_transport.ts";
 
 /** TLS settings of a server. */
 export interface TlsServeOptions {
@@ -131,6 +131,31 @@ export interface ServeOptions {
    * @default {false}
    */
   reusePort?: boolean;
+  /**
+   * The most bytes all of this server's connections together may buffer:
+   * their write buffers (bytes written and not yet taken by the OS) and what
+   * the framing protocols (`LineProtocol`, `LengthPrefixedProtocol`,
+   * `ContentLengthProtocol`)
+   * hold of incomplete messages. The connection whose write or read takes
+   * the total over the limit is aborted: the exception handler is told and
+   * its `connectionLost` gets a RangeError; the others are served on. So a
+   * protocol that ignores `pauseWriting` against a peer that never reads, or
+   * many peers announcing huge bodies, cannot take the process's memory.
+   * Bytes a protocol keeps by itself are its own to bound.
+   *
+   * @example At most 64 MiB buffered across all connections
+   * ```ts
+   * import { createServer, LineProtocol } from "@denio/protocols";
+   *
+   * await using server = await createServer(
+   *   () => new LineProtocol({ lineReceived(line, lines) { lines.sendLine(line); } }),
+   *   { hostname: "127.0.0.1", port: 0, maxBufferedBytes: 64 * 1024 * 1024 },
+   * );
+   * ```
+   *
+   * @default {undefined} (no limit)
+   */
+  maxBufferedBytes?: number;
 }
 
 type ServerState = "idle" | "serving" | "closed";
@@ -166,6 +191,7 @@ export class Server implements AsyncDisposable {
   // Accepted connections not yet gone: handshaking or attached.
   #open = 0;
   #slotFree: (() => void) | null = null;
+  #budget: BufferBudget | undefined;
 
   /**
    * Wraps a listener. Use {@linkcode createServer} rather than this.
@@ -185,6 +211,9 @@ export class Server implements AsyncDisposable {
     this.#handshakeTimeout = options.tls?.handshakeTimeout ??
       DEFAULT_HANDSHAKE_TIMEOUT;
     this.#maxConnections = options.maxConnections ?? Infinity;
+    if (options.maxBufferedBytes !== undefined) {
+      this.#budget = { limit: options.maxBufferedBytes, used: 0 };
+    }
     const signal = options.signal;
     if (signal !== undefined) {
       this.#onAbort = () => this.close();
@@ -419,6 +448,7 @@ export class Server implements AsyncDisposable {
       transport = new StreamTransport(conn, protocol, {
         extra: { ...connExtra(conn), ...extra },
         idleTimeout: this.#options.idleTimeout ?? null,
+        ...(this.#budget ? { budget: this.#budget } : {}),
         onLost: () => {
           this.#transports.delete(transport);
           this.#release();
@@ -486,6 +516,7 @@ export async function createServer(
   assertBoolean(options.startServing, "startServing", ACTION);
   checkServiceOptions(options, kind, ACTION);
   assertPositiveInteger(options.maxConnections, "maxConnections", ACTION);
+  assertPositiveInteger(options.maxBufferedBytes, "maxBufferedBytes", ACTION);
   assertBoolean(options.reusePort, "reusePort", ACTION);
   if (options.reusePort === true) {
     if (kind === "unix") {

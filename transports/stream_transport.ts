@@ -79,7 +79,31 @@ export interface StreamTransportOptions {
    * `timeoutReached()` is asked (see `setIdleTimeout`). `null` or absent: none.
    */
   idleTimeout?: number | null;
+  /**
+   * The budget that this transport's write buffer and its protocol's
+   * reported buffers are charged to (a server's `maxBufferedBytes`).
+   */
+  budget?: BufferBudget;
 }
+
+/**
+ * Bytes that several transports together may buffer: their write buffers,
+ * and what their protocols report through {@linkcode reportBuffered}. The
+ * transport whose charge takes `used` over `limit` is aborted.
+ */
+export interface BufferBudget {
+  /** The most all transports together may hold. */
+  readonly limit: number;
+  /** What they hold now. */
+  used: number;
+}
+
+/**
+ * The method key through which a protocol tells its transport how many
+ * received bytes it holds (a framer's incomplete message), so that they are
+ * charged to the transport's {@linkcode BufferBudget} (internal).
+ */
+export const reportBuffered: unique symbol = Symbol("denio.reportBuffered");
 
 /**
  * What a transport hands over when it is detached for an upgrade
@@ -108,6 +132,8 @@ export interface DetachedIo {
   forward(target: { close(): void; abort(): void }): void;
   /** The idle timeout the detached transport had, for the upgraded one. */
   idleTimeout: number | null;
+  /** The budget the detached transport was charged to, if any. */
+  budget: BufferBudget | undefined;
 }
 
 /** The method key of {@linkcode StreamTransport}'s detach hook (internal). */
@@ -177,6 +203,11 @@ export class StreamTransport implements Transport {
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #idleCheck: () => void;
 
+  // Buffer budget: what this transport charges to it now.
+  #budget: BufferBudget | null;
+  #charged = 0;
+  #protocolHeld = 0;
+
   /**
    * Wraps `io` and schedules `protocol.connectionMade(this)`.
    *
@@ -199,6 +230,7 @@ export class StreamTransport implements Transport {
     this.#onCallbackError = (name, error) => this.#callbackFailed(name, error);
     this.#startFlush = () => void this.#flush();
     this.#idleCheck = () => this.#checkIdle();
+    this.#budget = options.budget ?? null;
     if (options.idleTimeout !== undefined && options.idleTimeout !== null) {
       this.#idleMs = options.idleTimeout;
     }
@@ -458,6 +490,44 @@ export class StreamTransport implements Transport {
     if (!this.isClosing() && typeof this.#io.read === "function") {
       this.#readLoop();
     }
+  }
+
+  /**
+   * A protocol reports how many received bytes it holds now (internal; see
+   * {@linkcode reportBuffered}).
+   */
+  [reportBuffered](bytes: number): void {
+    if (this.#budget === null) return;
+    const delta = bytes - this.#protocolHeld;
+    this.#protocolHeld = bytes;
+    if (delta !== 0) this.#charge(delta);
+  }
+
+  #charge(delta: number): void {
+    const budget = this.#budget!;
+    budget.used += delta;
+    this.#charged += delta;
+    if (delta > 0 && budget.used > budget.limit) {
+      const used = budget.used;
+      this.#fatalError(
+        new RangeError(
+          `Cannot buffer more for this connection as the server's maxBufferedBytes of ${budget.limit} is reached: current value is ${used} bytes buffered by all connections`,
+        ),
+        "Fatal error: the server's buffer limit was reached; connection aborted",
+        true,
+      );
+    }
+  }
+
+  /** Stops charging the budget (a detach); returns it for the next owner. */
+  #releaseBudget(): BufferBudget | undefined {
+    const budget = this.#budget;
+    if (budget === null) return undefined;
+    budget.used -= this.#charged;
+    this.#charged = 0;
+    this.#protocolHeld = 0;
+    this.#budget = null;
+    return budget;
   }
 
   #armIdle(): void {
@@ -773,6 +843,7 @@ export class StreamTransport implements Transport {
       },
       forward: (target) => state.target = target,
       idleTimeout: this.#idleMs,
+      budget: this.#releaseBudget(),
     };
   }
 
@@ -789,6 +860,7 @@ export class StreamTransport implements Transport {
   #append(data: Uint8Array): void {
     this.#chunks.push(data);
     this.#bufferSize += data.length;
+    if (this.#budget !== null) this.#charge(data.length);
     if (!this.#flushing) {
       this.#flushing = true;
       // Deferred to a microtask so writes made in the same tick coalesce.
@@ -840,6 +912,7 @@ export class StreamTransport implements Transport {
           }
           this.#idleActive = true;
           this.#bufferSize -= n;
+          if (this.#budget !== null) this.#charge(-n);
           chunk = n === chunk.length ? EMPTY : chunk.subarray(n);
           this.#maybeResume();
         }
@@ -930,6 +1003,11 @@ export class StreamTransport implements Transport {
     this.#stopIdle();
     this.#chunks.length = 0;
     this.#bufferSize = 0;
+    if (this.#budget !== null) {
+      this.#budget.used -= this.#charged;
+      this.#charged = 0;
+      this.#budget = null;
+    }
     let closing: void | Promise<void> = undefined;
     try {
       closing = this.#io.close(error);
