@@ -131,9 +131,7 @@ async function flood(limit: number | undefined): Promise<string> {
   await server.waitClosed();
   return `flood 2 s, limit ${limit ? mib(limit) + " MiB" : "none"}: peak RSS ${
     mib(peak)
-  } MiB, connection ${
-    lostWith === "open" ? "still open" : `lost (${lostWith})`
-  }`;
+  } MiB, ${cutByLimit ? "cut by the limit (RangeError)" : "not cut"}`;
 }
 
 if (CASE === undefined) {
