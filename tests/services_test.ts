@@ -382,8 +382,15 @@ Deno.test("ServeOptions.keepAlive and ConnectOptions.keepAlive turn on TCP keepa
       stdout: "piped",
       stderr: "null",
     }).outputSync();
-    const lines = new TextDecoder().decode(out.stdout).split("\n").filter((l) =>
-      l.includes(`:${port}`)
+    // Only this pair: other tests on the machine may use similar ports.
+    const clientPort = (transport.getExtraInfo("sockname") as Deno.NetAddr)
+      .port;
+    const ends = [`127.0.0.1:${port}`, `127.0.0.1:${clientPort}`];
+    const lines = new TextDecoder().decode(out.stdout).split("\n").filter(
+      (line) => {
+        const columns = line.trim().split(/\s+/);
+        return ends.includes(columns[2]!) && ends.includes(columns[3]!);
+      },
     );
     assertEquals(lines.length, 2, lines.join("\n"));
     for (const line of lines) assertStringIncludes(line, "keepalive");
