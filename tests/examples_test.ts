@@ -12,10 +12,10 @@ import {
 import {
   bytes,
   type CommandResult,
-  hasCommand,
   LineProcess,
   runCommand,
 } from "./_stream_helpers.ts";
+import { peerMissing } from "./_peers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 
@@ -196,10 +196,8 @@ Deno.test("examples/demo.ts shows the exchange and flow control, then exits by i
 
 // ------------------------------------------------- peers no one here wrote
 
-const HAS_SOCAT = hasCommand("socat", ["-V"]);
-if (!HAS_SOCAT) console.log("socat not found: skipping the socat tests");
-const HAS_PYTHON = hasCommand("python3", ["--version"]);
-if (!HAS_PYTHON) console.log("python3 not found: skipping the Python tests");
+const HAS_SOCAT = peerMissing("socat") === null;
+const HAS_PYTHON = peerMissing("python3") === null;
 
 Deno.test({
   name: "socat gets its echo from examples/echo_server.ts over TCP and Unix",

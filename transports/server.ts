@@ -253,10 +253,15 @@ export class Server implements AsyncDisposable {
     this.#acceptLoop();
   }
 
+  /** True once serveForever() is pending (asyncio's `_serving_forever_fut`). */
+  #servingForever = false;
+
   /**
    * Starts serving if needed and resolves once the server is closed.
    *
-   * @returns A promise that resolves when `close()` is called.
+   * @returns A promise that resolves when `close()` is called. It rejects at
+   * once if the server is closed, or if another `serveForever()` is still
+   * pending (asyncio raises `RuntimeError` for both).
    */
   serveForever(): Promise<void> {
     if (this.#state === "closed") {
@@ -264,6 +269,14 @@ export class Server implements AsyncDisposable {
         new Error("Cannot serve forever as the server is closed"),
       );
     }
+    if (this.#servingForever) {
+      return Promise.reject(
+        new Error(
+          "Cannot serve forever as the server is already being awaited on serveForever()",
+        ),
+      );
+    }
+    this.#servingForever = true;
     this.startServing();
     return this.#closed.promise;
   }
