@@ -19,6 +19,7 @@ import {
   type Transport,
 } from "../mod.ts";
 import { collectExceptions, readAll } from "./_stream_helpers.ts";
+import { commandMissing } from "./_peers.ts";
 import { sleep, within } from "./_timing.ts";
 
 const encoder = new TextEncoder();
@@ -358,7 +359,7 @@ Deno.test("ServeOptions.maxConnections stops accepting at the limit and resumes 
 });
 
 Deno.test("ServeOptions.keepAlive and ConnectOptions.keepAlive turn on TCP keepalive", async () => {
-  const ss = probeSs();
+  const ssMissing = commandMissing("ss", ["-V"], "apt-get install -y iproute2");
   const { server, port, made } = await recordingServer({ keepAlive: true });
   const client = new Recorder();
   const [transport] = await createConnection(() => client, {
@@ -366,10 +367,8 @@ Deno.test("ServeOptions.keepAlive and ConnectOptions.keepAlive turn on TCP keepa
     keepAlive: true,
   });
   await waitFor(() => made.length === 1, "the server protocol");
-  if (ss === null) {
-    console.log(
-      "keepalive not verified from the kernel: `ss` (iproute2) is not available",
-    );
+  if (ssMissing !== null) {
+    console.log(`keepalive not verified from the kernel: ${ssMissing}`);
   } else {
     // `ss -o` shows a keepalive timer on both ends of the connection.
     const out = new Deno.Command("ss", {
@@ -400,20 +399,6 @@ Deno.test("ServeOptions.keepAlive and ConnectOptions.keepAlive turn on TCP keepa
   server.close();
   await server.waitClosed();
 });
-
-/** Whether `ss` runs; never throws. */
-function probeSs(): string | null {
-  try {
-    const { success } = new Deno.Command("ss", {
-      args: ["-V"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return success ? "ss" : null;
-  } catch {
-    return null;
-  }
-}
 
 Deno.test("ServeOptions.reusePort lets two servers share a port (net unstable flag on)", async () => {
   const first = await createServer(() => new Recorder([], true), {
