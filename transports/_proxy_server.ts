@@ -13,6 +13,7 @@ import {
   ProxyProtocolError,
 } from "./_proxy_protocol.ts";
 import { Tunnel, TunnelListener, TunnelTransport } from "./_tls_tunnel.ts";
+import { isPeerGone } from "./_call_soon.ts";
 import { describe } from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
 import {
@@ -214,10 +215,10 @@ export interface ProxiedConnection {
 
 /**
  * Reads the header of an accepted connection (and runs the TLS handshake
- * after it when the server has `tls`). Never rejects: a bad header or a
- * timeout closes the connection, is reported once to the exception handler
- * (unless `closed()` says the server closed meanwhile) and resolves to
- * null; so does a failed TLS handshake, unreported as on a plain TLS
+ * after it when the server has `tls`). Never rejects: a bad header, EOF
+ * before it or a timeout closes the connection, is reported once to the
+ * exception handler (unless `closed()` says the server closed meanwhile,
+ * or the peer reset the connection) and resolves to null; so does a failed TLS handshake, unreported as on a plain TLS
  * server (asyncio logs it at debug level only).
  */
 export async function acceptProxied(
@@ -234,7 +235,9 @@ export async function acceptProxied(
       settings.timeout,
     ));
   } catch (error) {
-    if (!closed()) {
+    // A peer that resets the connection is gone, not wrong (HAProxy's
+    // health checks reset theirs right after the header).
+    if (!closed() && !isPeerGone(error)) {
       const reason = error instanceof Error ? error : new Error(String(error));
       callExceptionHandler({
         message: `Cannot accept the connection from ${

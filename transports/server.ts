@@ -332,6 +332,8 @@ export class Server implements AsyncDisposable {
         if (
           error instanceof Deno.errors.ConnectionAborted ||
           error instanceof Deno.errors.ConnectionReset ||
+          // Reset before Deno asked for its address (HAProxy's checks).
+          error instanceof Deno.errors.NotConnected ||
           error instanceof Deno.errors.Interrupted
         ) {
           continue;
