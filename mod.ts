@@ -70,6 +70,7 @@ export {
   type TlsServeOptions,
 } from "./transports/server.ts";
 export { startTls, type StartTlsOptions } from "./transports/tls.ts";
+export type { ProxyHeader, ProxyTlv } from "./transports/_proxy_protocol.ts";
 export {
   connectReadPipe,
   connectWritePipe,

@@ -17,6 +17,7 @@ import {
   handshake,
   makeProtocol,
 } from "./_net.ts";
+import { encodeProxyHeader, type ProxyHeader } from "./_proxy_protocol.ts";
 import { assertFactory, assertOptions, assertSignal } from "./_validate.ts";
 import { StreamTransport } from "./stream_transport.ts";
 
@@ -81,6 +82,44 @@ export interface ConnectOptions {
    * @default {false}
    */
   keepAlive?: boolean;
+  /**
+   * A PROXY protocol header to send first, before anything else (and
+   * before the TLS handshake with `tls`), as a load balancer would: for
+   * testing a server with `proxyProtocol`, or for a proxy that relays
+   * connections itself. Version 1 sends `PROXY UNKNOWN` and version 2 the
+   * `AF_UNSPEC` family when there are no addresses. Checked at the call.
+   *
+   * @example Tell a server with `proxyProtocol` who the client is
+   * ```ts
+   * import { createConnection, createServer } from "@denio/protocols";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const peer = Promise.withResolvers<unknown>();
+   * await using server = await createServer(() => ({
+   *   connectionMade(transport) {
+   *     peer.resolve(transport.getExtraInfo("peername"));
+   *   },
+   * }), { hostname: "127.0.0.1", port: 0, proxyProtocol: "v1" });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   *
+   * const [transport] = await createConnection(() => ({}), {
+   *   port,
+   *   proxyHeader: {
+   *     version: 1,
+   *     command: "PROXY",
+   *     source: { transport: "tcp", hostname: "2001:db8::7", port: 40000 },
+   *     destination: { transport: "tcp", hostname: "2001:db8::1", port: 80 },
+   *   },
+   * });
+   * assertEquals(await peer.promise, {
+   *   transport: "tcp",
+   *   hostname: "2001:db8::7",
+   *   port: 40000,
+   * });
+   * transport.close();
+   * ```
+   */
+  proxyHeader?: ProxyHeader;
 }
 
 const ACTION = "create connection";
@@ -95,7 +134,8 @@ const ACTION = "create connection";
  * @param options Where to connect.
  * @returns The transport and the protocol.
  * @throws {TypeError} If an argument has the wrong type.
- * @throws {RangeError} If the port is out of range.
+ * @throws {RangeError} If the port (or a number in `proxyHeader`) is out of
+ * range.
  *
  * @example Send a line to a server and close
  * ```ts
@@ -127,6 +167,9 @@ export async function createConnection<P extends BaseProtocol>(
     options.tls?.handshakeTimeout,
     ACTION,
   ) ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  const proxyHeader = options.proxyHeader === undefined
+    ? undefined
+    : encodeProxyHeader(options.proxyHeader, ACTION);
   const signal = options.signal;
   signal?.throwIfAborted();
 
@@ -143,6 +186,7 @@ export async function createConnection<P extends BaseProtocol>(
       signal,
       (late) => late.close(),
     );
+    if (proxyHeader !== undefined) await writeAll(conn, proxyHeader);
   } else {
     const hostname = options.hostname ?? "127.0.0.1";
     const tcp = await Deno.connect({
@@ -153,6 +197,7 @@ export async function createConnection<P extends BaseProtocol>(
     if (options.noDelay !== false) tcp.setNoDelay(true);
     if (options.keepAlive === true) tcp.setKeepAlive(true);
     conn = tcp;
+    if (proxyHeader !== undefined) await writeAll(tcp, proxyHeader);
     const tls = options.tls;
     if (tls !== undefined) {
       let tlsConn: Deno.TlsConn;
@@ -236,5 +281,19 @@ async function abortable<T>(
     return await Promise.race([promise, aborted.promise]);
   } finally {
     signal.removeEventListener("abort", abort);
+  }
+}
+
+/** Writes all of `data` (the PROXY header) before anything else; closes `conn` on failure. */
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  try {
+    while (data.length > 0) data = data.subarray(await conn.write(data));
+  } catch (error) {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+    throw error;
   }
 }

@@ -26,7 +26,17 @@ import {
   describe,
 } from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
-import { type BufferBudget, StreamTransport } from "./stream_transport.ts";
+import {
+  type BufferBudget,
+  StreamTransport,
+  type StreamTransportOptions,
+} from "./stream_transport.ts";
+import {
+  acceptProxied,
+  checkProxyOptions,
+  checkProxyTls,
+  type ProxySettings,
+} from "./_proxy_server.ts";
 
 /** TLS settings of a server. */
 export interface TlsServeOptions {
@@ -156,6 +166,69 @@ export interface ServeOptions {
    * @default {undefined} (no limit)
    */
   maxBufferedBytes?: number;
+  /**
+   * Each connection starts with a PROXY protocol header (HAProxy's
+   * `send-proxy` / `send-proxy-v2`, AWS NLB, nginx `stream`
+   * `proxy_protocol on`): `true` accepts version 1 or 2 (told apart by the
+   * first byte), `"v1"` or `"v2"` only that one. The header is read and
+   * removed before the protocol is made; `getExtraInfo("peername")` and
+   * `"sockname"` are then the addresses it carries (the socket's own for a
+   * LOCAL command, an UNKNOWN line or an unspecified family) and
+   * `getExtraInfo("proxy")` the parsed {@linkcode ProxyHeader}. Bytes sent
+   * after the header reach the protocol intact.
+   *
+   * A connection whose header is missing, malformed, longer than the
+   * specification's 107 bytes (v1) or 16 KiB (v2), or not complete within
+   * `proxyProtocolTimeout`, is closed before any protocol sees it, and the
+   * exception handler is told once, with the peer's address; the server
+   * keeps serving. Only enable it behind a proxy you trust: the header is
+   * believed as sent.
+   *
+   * With `tls`, the header comes before the TLS handshake (HAProxy in TCP
+   * mode in front of a TLS server): the server listens on plain TCP and
+   * runs TLS through the loopback tunnel `startTls` uses (a socket pair on
+   * 127.0.0.1 per connection); `getExtraInfo("socket")` is then the TCP
+   * connection.
+   *
+   * @default {false}
+   *
+   * @example Behind HAProxy: the client's address, not the balancer's
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const peer = Promise.withResolvers<unknown>();
+   * await using server = await createServer(() => ({
+   *   connectionMade(transport) {
+   *     peer.resolve(transport.getExtraInfo("peername"));
+   *     transport.close();
+   *   },
+   * }), { hostname: "127.0.0.1", port: 0, proxyProtocol: true });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   *
+   * // What HAProxy's `send-proxy` writes first on each connection.
+   * const conn = await Deno.connect({ port });
+   * await conn.write(
+   *   new TextEncoder().encode("PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n"),
+   * );
+   * assertEquals(await peer.promise, {
+   *   transport: "tcp",
+   *   hostname: "203.0.113.7",
+   *   port: 51000,
+   * });
+   * await new Response(conn.readable).arrayBuffer();
+   * ```
+   */
+  proxyProtocol?: boolean | "v1" | "v2";
+  /**
+   * Milliseconds a connection may take to send its whole PROXY header
+   * (with `proxyProtocol`). The specification asks a receiver to wait "at
+   * least 3 seconds to cover a TCP retransmit"; a proxy sends the header at
+   * once on connecting.
+   *
+   * @default {5000}
+   */
+  proxyProtocolTimeout?: number;
 }
 
 type ServerState = "idle" | "serving" | "closed";
@@ -192,6 +265,7 @@ export class Server implements AsyncDisposable {
   #open = 0;
   #slotFree: (() => void) | null = null;
   #budget: BufferBudget | undefined;
+  #proxy: ProxySettings | undefined;
 
   /**
    * Wraps a listener. Use {@linkcode createServer} rather than this.
@@ -213,6 +287,14 @@ export class Server implements AsyncDisposable {
     this.#maxConnections = options.maxConnections ?? Infinity;
     if (options.maxBufferedBytes !== undefined) {
       this.#budget = { limit: options.maxBufferedBytes, used: 0 };
+    }
+    const proxy = checkProxyOptions(options, "create server");
+    if (proxy !== undefined) {
+      const tls = options.tls;
+      this.#proxy = tls === undefined ? proxy : {
+        ...proxy,
+        tls: { ...tls, handshakeTimeout: this.#handshakeTimeout },
+      };
     }
     const signal = options.signal;
     if (signal !== undefined) {
@@ -389,6 +471,8 @@ export class Server implements AsyncDisposable {
         if (
           error instanceof Deno.errors.ConnectionAborted ||
           error instanceof Deno.errors.ConnectionReset ||
+          // Reset before Deno asked for its address (HAProxy's checks).
+          error instanceof Deno.errors.NotConnected ||
           error instanceof Deno.errors.Interrupted
         ) {
           continue;
@@ -409,7 +493,9 @@ export class Server implements AsyncDisposable {
         return;
       }
       this.#open++;
-      if (this.#options.tls !== undefined) {
+      if (this.#proxy !== undefined) {
+        this.#acceptProxied(conn);
+      } else if (this.#options.tls !== undefined) {
         this.#acceptTls(conn as Deno.TlsConn);
       } else {
         this.#attach(conn, {});
@@ -438,7 +524,34 @@ export class Server implements AsyncDisposable {
     this.#attach(conn, { alpnProtocol: info.alpnProtocol });
   }
 
-  #attach(conn: Deno.Conn, extra: Record<string, unknown>): void {
+  async #acceptProxied(conn: Deno.Conn): Promise<void> {
+    this.#pendingHandshakes.add(conn);
+    const accepted = await acceptProxied(
+      conn,
+      this.#proxy!,
+      () => this.#state === "closed",
+    ).finally(() => this.#pendingHandshakes.delete(conn));
+    if (accepted === null) {
+      this.#release();
+      return;
+    }
+    if (this.#state === "closed") {
+      accepted.abort();
+      this.#release();
+      return;
+    }
+    this.#attach(conn, accepted.extra, accepted.transport);
+  }
+
+  #attach(
+    conn: Deno.Conn,
+    extra: Record<string, unknown>,
+    make: (
+      protocol: Protocol | BufferedProtocol,
+      options: StreamTransportOptions,
+    ) => StreamTransport = (protocol, options) =>
+      new StreamTransport(conn, protocol, options),
+  ): void {
     let protocol: Protocol | BufferedProtocol;
     try {
       if (conn.remoteAddr.transport === "tcp") {
@@ -458,7 +571,7 @@ export class Server implements AsyncDisposable {
     }
     let transport: StreamTransport;
     try {
-      transport = new StreamTransport(conn, protocol, {
+      transport = make(protocol, {
         extra: { ...connExtra(conn), ...extra },
         idleTimeout: this.#options.idleTimeout ?? null,
         ...(this.#budget ? { budget: this.#budget } : {}),
@@ -528,6 +641,7 @@ export async function createServer(
   checkHandshakeTimeout(options.tls?.handshakeTimeout, ACTION);
   assertBoolean(options.startServing, "startServing", ACTION);
   checkServiceOptions(options, kind, ACTION);
+  const proxy = checkProxyOptions(options, ACTION);
   assertPositiveInteger(options.maxConnections, "maxConnections", ACTION);
   assertPositiveInteger(options.maxBufferedBytes, "maxBufferedBytes", ACTION);
   assertBoolean(options.reusePort, "reusePort", ACTION);
@@ -548,7 +662,11 @@ export async function createServer(
       );
     }
   }
-  if (options.keepAlive === true && options.tls !== undefined) {
+  // With proxyProtocol a TLS server listens on plain TCP, which has it.
+  if (
+    options.keepAlive === true && options.tls !== undefined &&
+    proxy === undefined
+  ) {
     throw new TypeError(
       "Cannot create server as keepAlive is not supported with tls: Deno.TlsConn has no keepalive control in Deno 2.9: current value is true",
     );
@@ -572,14 +690,22 @@ export async function createServer(
         }`,
       );
     }
-    listener = Deno.listenTls({
-      hostname: options.hostname ?? "0.0.0.0",
-      port: options.port ?? 0,
-      ...(options.reusePort ? { reusePort: true } : {}),
-      cert: tls.cert,
-      key: tls.key,
-      ...(tls.alpnProtocols ? { alpnProtocols: tls.alpnProtocols } : {}),
-    });
+    // A PROXY header comes before the TLS handshake: plain TCP, TLS later.
+    if (proxy !== undefined) checkProxyTls(tls);
+    listener = proxy !== undefined
+      ? Deno.listen({
+        hostname: options.hostname ?? "0.0.0.0",
+        port: options.port ?? 0,
+        ...(options.reusePort ? { reusePort: true } : {}),
+      })
+      : Deno.listenTls({
+        hostname: options.hostname ?? "0.0.0.0",
+        port: options.port ?? 0,
+        ...(options.reusePort ? { reusePort: true } : {}),
+        cert: tls.cert,
+        key: tls.key,
+        ...(tls.alpnProtocols ? { alpnProtocols: tls.alpnProtocols } : {}),
+      });
   } else {
     listener = Deno.listen({
       hostname: options.hostname ?? "0.0.0.0",
