@@ -100,9 +100,12 @@ export function commandMissing(
   const envName = `DENIO_TEST_PEER_${
     [command, ...args].join("_").replace(/[^A-Za-z0-9]/g, "_").slice(0, 100)
   }`;
+  // The value starts with this process's pid: a child process (which
+  // inherits the environment) probes for itself.
   const shared = readEnv(envName);
-  if (shared !== undefined) {
-    const reason = shared === "" ? null : shared;
+  const mark = `${Deno.pid}:`;
+  if (shared !== undefined && shared.startsWith(mark)) {
+    const reason = shared.slice(mark.length) || null;
     cache.set(key, reason);
     return reason;
   }
@@ -114,7 +117,7 @@ export function commandMissing(
     reason = `probing ${command} failed: ${String(error)}`;
   }
   cache.set(key, reason);
-  writeEnv(envName, reason ?? "");
+  writeEnv(envName, mark + (reason ?? ""));
   if (reason !== null) {
     console.log(`skipping tests that need ${command}: ${reason}`);
   }
