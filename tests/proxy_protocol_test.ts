@@ -1318,6 +1318,42 @@ Deno.test("Server.close() drops connections still sending their header, without 
   });
 });
 
+Deno.test('createServer({ transport: "unix", proxyProtocol }) takes the addresses from the header', async () => {
+  const dir = await Deno.makeTempDir({ prefix: "denio_proxy_" });
+  try {
+    const path = `${dir}/s.sock`;
+    const recorders: Recorder[] = [];
+    await using _ = await createServer(() => {
+      const recorder = new Recorder();
+      recorders.push(recorder);
+      return recorder;
+    }, { transport: "unix", path, proxyProtocol: true });
+    const header = VALID[1]!.header;
+    const [client] = await createConnection(() => ({}), {
+      transport: "unix",
+      path,
+      proxyHeader: header,
+    });
+    client.write(encoder.encode("over unix"));
+    await within(
+      (async () => {
+        while (recorders[0]?.received() !== "over unix") await sleep(5);
+      })(),
+      "the data",
+      10_000,
+    );
+    assertEquals(recorders[0]!.events[0], ["made", {
+      peername: header.source,
+      sockname: header.destination,
+      proxy: header,
+    }]);
+    client.close();
+    await within(recorders[0]!.lost.promise, "connectionLost", 10_000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 const sslMissing = opensslMissing();
 
 Deno.test({
