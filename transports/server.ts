@@ -181,7 +181,8 @@ export interface ServeOptions {
    * specification's 107 bytes (v1) or 16 KiB (v2), or not complete within
    * `proxyProtocolTimeout`, is closed before any protocol sees it, and the
    * exception handler is told once, with the peer's address; the server
-   * keeps serving. Only enable it behind a proxy you trust: the header is
+   * keeps serving. A peer that resets the connection during its header is
+   * dropped without a report (HAProxy's health checks do that). Only enable it behind a proxy you trust: the header is
    * believed as sent.
    *
    * With `tls`, the header comes before the TLS handshake (HAProxy in TCP
