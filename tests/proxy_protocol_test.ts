@@ -33,7 +33,8 @@ import {
   type ProxyMode,
   ProxyProtocolError,
 } from "../transports/_proxy_protocol.ts";
-import { makeTestCerts, opensslMissing } from "./_certs.ts";
+import { makeTestCerts } from "./_certs.ts";
+import { peerMissing } from "./_peers.ts";
 import { sleep, within } from "./_timing.ts";
 
 const encoder = new TextEncoder();
@@ -1354,12 +1355,9 @@ Deno.test('createServer({ transport: "unix", proxyProtocol }) takes the addresse
   }
 });
 
-const sslMissing = opensslMissing();
-
 Deno.test({
   name:
     "createServer({ proxyProtocol, tls }) reads the header before the TLS handshake",
-  ignore: sslMissing !== null,
   async fn() {
     const certs = await makeTestCerts();
     await Deno.remove(certs.dir, { recursive: true });
@@ -1418,24 +1416,7 @@ Deno.test({
 
 // ---------------------------------------------------------------- HAProxy
 
-/** Why HAProxy tests are skipped, or null. Never throws. */
-function haproxyMissing(): string | null {
-  try {
-    const { success } = new Deno.Command("haproxy", {
-      args: ["-v"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return success ? null : "`haproxy -v` failed";
-  } catch {
-    return "the haproxy command was not found (apt-get install -y haproxy)";
-  }
-}
-
-const noHaproxy = haproxyMissing();
-if (noHaproxy !== null) {
-  console.log(`proxy_protocol_test.ts: HAProxy tests skipped: ${noHaproxy}`);
-}
+const noHaproxy = peerMissing("haproxy");
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -1654,7 +1635,7 @@ for (const version of [1, 2] as const) {
 Deno.test({
   name:
     "createServer({ proxyProtocol, tls }) behind a real HAProxy in TCP mode (send-proxy-v2) serves TLS",
-  ignore: noHaproxy !== null || sslMissing !== null,
+  ignore: noHaproxy !== null,
   async fn() {
     const certs = await makeTestCerts();
     await Deno.remove(certs.dir, { recursive: true });
