@@ -157,6 +157,29 @@ export interface BaseProtocol {
    * to stay open and start the timer again; otherwise the transport is
    * aborted and `connectionLost` gets a `Deno.errors.TimedOut`. Called from a
    * queued microtask; it must answer synchronously.
+   *
+   * @example Ping a quiet peer once before giving up
+   * ```ts
+   * import type { Protocol, Transport } from "@denio/protocols";
+   *
+   * class Pinger implements Protocol {
+   *   #transport?: Transport;
+   *   #pinged = false;
+   *   connectionMade(transport: Transport) {
+   *     this.#transport = transport;
+   *     transport.setIdleTimeout(15_000);
+   *   }
+   *   dataReceived() {
+   *     this.#pinged = false;
+   *   }
+   *   timeoutReached(): boolean {
+   *     if (this.#pinged) return false; // abort: TimedOut
+   *     this.#pinged = true;
+   *     this.#transport!.write(new TextEncoder().encode("PING\r\n"));
+   *     return true; // wait one more period
+   *   }
+   * }
+   * ```
    */
   timeoutReached?(): boolean | void;
 }

@@ -187,7 +187,7 @@ async function buildC(): Promise<
     const why = await aptInstall(["gcc", "libc6-dev"]);
     if (why !== null) return { absent: `no C compiler (${why})`, tls: "no C" };
   }
-  for (const name of ["echo_server", "bulk_reader"]) {
+  for (const name of ["echo_server", "bulk_reader", "idle_client"]) {
     const result = await run([
       "cc",
       "-O2",
@@ -473,13 +473,28 @@ function loadClient(
 }
 
 /** User + system CPU seconds of process `pid` so far (Linux), else NaN. */
+/**
+ * CPU seconds of `pid` and the processes it started (a server with workers),
+ * those still running: a worker's time counts while it runs.
+ */
 function processCpu(pid: number): number {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    let total = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    for (const child of childPids(pid)) total += processCpu(child);
+    return total;
   } catch {
     return NaN;
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim()
+      .split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 
@@ -495,10 +510,11 @@ async function loadRun(
   conns: number,
   size: number,
   seconds: number,
+  serverCpu: string = SERVER_CPU,
 ): Promise<Measurement> {
   const result = await withServer(
     cmd,
-    SERVER_CPU,
+    serverCpu,
     async (port, child): Promise<Record<string, number>> => {
       const before = processCpu(child.pid);
       const out = await client(
@@ -517,6 +533,8 @@ async function loadRun(
 interface Measurement {
   value: number;
   extra?: Record<string, number>;
+  /** The round it was measured in (set by the runner). */
+  round?: number;
 }
 
 interface Case {
@@ -543,6 +561,7 @@ const PROTOCOL = "denio Protocol";
 const BUFFERED = "denio BufferedProtocol";
 const NODE = "Node net (socket.pipe)";
 const UVLOOP = "Python uvloop Protocol";
+const IDLE = "denio Protocol + idleTimeout (30 s)";
 
 for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
   const group = `TCP echo, ${conns} connections x ${size / 1024} KiB messages`;
@@ -578,6 +597,17 @@ for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
       ahead: [NODE, UVLOOP],
       run: echo(denoScript("servers/denio_buffered.ts")),
     },
+    ...(size === 1024
+      ? [{
+        group,
+        name: IDLE,
+        unit,
+        absent: cAbsent,
+        run: echo(
+          denoScript("servers/denio_protocol.ts", "--idle-timeout", "30000"),
+        ),
+      }]
+      : []),
     {
       group,
       name: "Deno web streams (readable.pipeTo(writable))",
@@ -613,6 +643,49 @@ for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
       unit,
       absent: cAbsent,
       run: echo([`${BIN_DIR}/echo_server`, "tcp"]),
+    },
+  );
+}
+
+{
+  // SO_REUSEPORT workers. The load client holds core 1, so two workers on
+  // core 0 show what the split costs, and two free to use both cores show
+  // how much a second core helps while it is shared with the client; this
+  // 2-core machine cannot show two uncontended server cores.
+  const group = "TCP echo, 50 connections x 1 KiB, several processes";
+  const unit = "round trips/s";
+  const echo =
+    (cpu: string, ...args: string[]) => async (): Promise<Measurement> =>
+      await loadRun(
+        denoScript("servers/denio_protocol.ts", ...args),
+        "echo",
+        50,
+        1024,
+        SECONDS,
+        cpu,
+      );
+  cases.push(
+    {
+      group,
+      name: "denio Protocol, 1 process (core 0)",
+      unit,
+      baseline: true,
+      absent: cAbsent,
+      run: echo(SERVER_CPU),
+    },
+    {
+      group,
+      name: "denio Protocol, 2 processes with reusePort (both on core 0)",
+      unit,
+      absent: cAbsent,
+      run: echo(SERVER_CPU, "--processes", "2"),
+    },
+    {
+      group,
+      name: "denio Protocol, 2 processes with reusePort (cores 0 and 1)",
+      unit,
+      absent: cAbsent,
+      run: echo("0,1", "--processes", "2"),
     },
   );
 }
@@ -739,6 +812,141 @@ async function runBulk(
   );
 }
 
+// The scale case raises the descriptor limit to the hard limit (raising the
+// hard limit itself needs CAP_SYS_RESOURCE); N stays under what is allowed.
+const NOFILE_HARD = Number(
+  (await run(["sh", "-c", "ulimit -Hn"])).stdout.trim(),
+) || 1024;
+const SCALE_TOP = Math.min(
+  Math.round(envNumber("BENCH_SCALE_N", 20_000)),
+  NOFILE_HARD === Infinity ? 20_000 : NOFILE_HARD - 500,
+);
+const SCALE_LOW = Math.min(1000, SCALE_TOP);
+const SCALE_PROBES = Math.round(envNumber("BENCH_SCALE_PROBES", 3000));
+
+/** `cmd` run with `ulimit -n` raised to the hard limit. */
+function withNofile(cmd: string[]): string[] {
+  return [
+    "sh",
+    "-c",
+    'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"',
+    "sh",
+    ...cmd,
+  ];
+}
+
+{
+  const group =
+    `Scale: idle connections (${SCALE_LOW} then ${SCALE_TOP}), accept rate while they are open`;
+  const unit = `accepts/s at ${SCALE_TOP}`;
+  const scale = (cmd: string[]) => async (): Promise<Measurement> => {
+    const result = await withServer(
+      withNofile(cmd),
+      SERVER_CPU,
+      async (port, child) => {
+        const out = await run(pinned(
+          CLIENT_CPU,
+          withNofile([
+            `${BIN_DIR}/idle_client`,
+            String(port),
+            String(child.pid),
+            `${SCALE_LOW},${SCALE_TOP}`,
+            String(SCALE_PROBES),
+          ]),
+        ));
+        if (out.code !== 0) {
+          throw new Error(
+            `idle_client exited ${out.code}: ${
+              firstLines(out.stderr) || "no output"
+            }`,
+          );
+        }
+        const line = out.stdout.trim().split("\n").at(-1)!;
+        return JSON.parse(line) as {
+          levels: {
+            n: number;
+            kibPerConn: number;
+            acceptRate: number;
+            cpuPerAccept: number;
+          }[];
+          echoed: number;
+          lost: number;
+        };
+      },
+    );
+    const low = result.levels[0]!;
+    const top = result.levels.at(-1)!;
+    return {
+      value: top.acceptRate,
+      extra: {
+        cpuPerOp: top.cpuPerAccept,
+        cpuPerAcceptLow: low.cpuPerAccept,
+        kibPerConnLow: low.kibPerConn,
+        kibPerConnTop: top.kibPerConn,
+        acceptRateLow: low.acceptRate,
+        acceptRateTop: top.acceptRate,
+        topVsLow: top.acceptRate / low.acceptRate,
+        nTop: top.n,
+        echoed: result.echoed,
+        lost: result.lost,
+      },
+    };
+  };
+  const show: [string, string, number][] = [
+    ["kibPerConnLow", `KiB RSS/conn at ${SCALE_LOW}`, 1],
+    ["kibPerConnTop", `KiB RSS/conn at ${SCALE_TOP}`, 1],
+    ["acceptRateLow", `accepts/s at ${SCALE_LOW}`, 1],
+    ["topVsLow", `rate at ${SCALE_TOP} / at ${SCALE_LOW}`, 1],
+    ["cpuPerAcceptLow", `CPU µs/accept at ${SCALE_LOW}`, 1],
+    ["lost", "1 KiB echoes lost", 1],
+  ];
+  const python = "python" in py ? py.python.path : "python3";
+  cases.push(
+    {
+      group,
+      name: "raw Deno loop, 64 KiB buffer",
+      unit,
+      baseline: true,
+      absent: cAbsent,
+      show,
+      run: scale(denoScript("servers/deno_raw.ts")),
+    },
+    {
+      group,
+      name: "raw Deno loop, 16 KiB buffer",
+      unit,
+      absent: cAbsent,
+      show,
+      run: scale(denoScript("servers/deno_raw.ts", "--buffer", "16384")),
+    },
+    {
+      group,
+      name: PROTOCOL,
+      unit,
+      absent: cAbsent,
+      show,
+      target: 1.0,
+      run: scale(denoScript("servers/denio_protocol.ts")),
+    },
+    {
+      group,
+      name: NODE,
+      unit,
+      absent: cAbsent ?? ("absent" in node ? node.absent : null),
+      show,
+      run: scale(["node", `${BENCH_DIR}servers/node_net.mjs`]),
+    },
+    {
+      group,
+      name: UVLOOP,
+      unit,
+      absent: cAbsent ?? ("absent" in py ? py.absent : py.uvloopAbsent),
+      show,
+      run: scale([python, `${BENCH_DIR}servers/py_asyncio.py`, "--uvloop"]),
+    },
+  );
+}
+
 {
   const group = `Subprocess pipes, ${PIPE_BYTES / MiB} MiB through cat`;
   const unit = "MiB/s";
@@ -838,8 +1046,14 @@ async function runBulk(
 
 // ---------------------------------------------------------------------- run
 
+// A selected case always brings its group's baseline, for the ratio.
+const matched = new Set(
+  cases.filter((c) => ONLY === undefined || ONLY.test(`${c.group} / ${c.name}`))
+    .map((c) => c.group),
+);
 const selected = cases.filter((c) =>
-  ONLY === undefined || ONLY.test(`${c.group} / ${c.name}`)
+  ONLY === undefined || ONLY.test(`${c.group} / ${c.name}`) ||
+  (c.baseline === true && matched.has(c.group))
 );
 const samples = new Map<Case, Measurement[]>();
 const failures = new Map<Case, string>();
@@ -852,6 +1066,8 @@ function estimateSeconds(): number {
     else if (c.group.startsWith("Bulk")) total += 1 + BULK_BYTES / (400 * MiB);
     else if (c.group.startsWith("Subprocess")) {
       total += PIPE_BYTES / (300 * MiB) + 0.5;
+    } else if (c.group.startsWith("Scale")) {
+      total += 2 + SCALE_TOP / 4000 + SCALE_PROBES / 2000;
     } else total += SHORT_SECONDS + WARMUP + 0.7;
   }
   return total * ROUNDS;
@@ -886,6 +1102,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     try {
       const m = await c.run();
       if (!samples.has(c)) samples.set(c, []);
+      m.round = round;
       samples.get(c)!.push(m);
       console.log(`${label}: ${format(m.value)} ${c.unit}`);
     } catch (error) {
@@ -946,11 +1163,35 @@ lines.push(
     : []),
   `- Deno ${versions.deno}; Node ${versions.node}; Python ${versions.python}`,
   `- ${pinNote}`,
-  `- Median of ${ROUNDS} interleaved rounds; echo cases ${SECONDS} s, churn/UDP/TLS ${SHORT_SECONDS} s, each after ${WARMUP} s of warm-up; ratio = median / median of the group's raw Deno baseline`,
-  "- CPU column: user + system CPU time of the server process (all its threads, from /proc/PID/stat) per operation, warm-up included, or the whole CPU time of the Deno sender; (Nx) is relative to the baseline. On a shared machine it is steadier than throughput, which depends on what else runs on the two cores",
+  `- Median of ${ROUNDS} interleaved rounds; echo cases ${SECONDS} s, churn/UDP/TLS ${SHORT_SECONDS} s, each after ${WARMUP} s of warm-up`,
+  "- First figure of every row: CPU time per operation (user + system of the server process, all its threads, warm-up included; for bulk and subprocess the whole CPU time of the Deno sender), then (Nx): the median over rounds of the ratio to the group's raw baseline measured in the same round, and the spread of that per-round ratio (min – max). On a shared machine CPU per operation is steadier than throughput, which depends on what else runs on the two cores; the rate columns follow",
   "",
 );
 const groups = [...new Set(selected.map((c) => c.group))];
+/** Per-round ratios of `key` between `c` and `base`, rounds paired. */
+function pairedRatios(c: Case, base: Case, key: string): number[] {
+  const baseByRound = new Map(
+    (samples.get(base) ?? []).map((m) => [m.round, m.extra?.[key]]),
+  );
+  const ratios: number[] = [];
+  for (const m of samples.get(c) ?? []) {
+    const mine = m.extra?.[key];
+    const theirs = baseByRound.get(m.round);
+    if (Number.isFinite(mine) && Number.isFinite(theirs) && theirs! > 0) {
+      ratios.push(mine! / theirs!);
+    }
+  }
+  return ratios;
+}
+/** The spread of a list as "min – max" of value / median, in percent. */
+function spread(values: number[]): string {
+  if (values.length < 2) return "–";
+  const mid = median(values);
+  const lo = (Math.min(...values) / mid - 1) * 100;
+  const hi = (Math.max(...values) / mid - 1) * 100;
+  return `${lo.toFixed(0)}% / +${hi.toFixed(0)}%`;
+}
+const noise: string[] = [];
 for (const group of groups) {
   const members = selected.filter((c) => c.group === group);
   const base = members.find((c) => c.baseline);
@@ -964,16 +1205,18 @@ for (const group of groups) {
     : has("cpuSeconds")
     ? "cpuSeconds"
     : undefined;
-  const cpuLabel = cpuKey === "cpuPerOp" ? "server CPU µs/op" : "sender CPU s";
+  const cpuLabel = cpuKey === "cpuPerOp"
+    ? "server CPU µs/op (vs raw)"
+    : "sender CPU s (vs raw)";
   lines.push(`## ${group}`, "");
   lines.push(
-    `| Implementation | ${
-      members[0]!.unit
-    } (median) | vs raw Deno | min – max |${
-      cpuKey ? ` ${cpuLabel} |` : ""
-    } Notes |`,
+    `| Implementation |${
+      cpuKey ? ` ${cpuLabel} | per-round ratio min – max |` : ""
+    } ${members[0]!.unit} (median) | vs raw | min – max | Notes |`,
   );
-  lines.push(`| --- | ---: | ---: | --- |${cpuKey ? " ---: |" : ""} --- |`);
+  lines.push(
+    `| --- |${cpuKey ? " ---: | --- |" : ""} ---: | ---: | --- | --- |`,
+  );
   for (const c of members) {
     const value = medianOf(c);
     const list = samples.get(c) ?? [];
@@ -992,6 +1235,14 @@ for (const group of groups) {
       if (v !== undefined) notes.push(`${label} ${format(v / scale)}`);
     }
     const cpu = cpuKey ? medianOfExtra(c, cpuKey) : undefined;
+    if (cpuKey) {
+      const own = list.map((m) => m.extra?.[cpuKey]).filter((v) =>
+        Number.isFinite(v)
+      ) as number[];
+      if (own.length > 1) {
+        noise.push(`${group} / ${c.name}: CPU/op ${spread(own)}`);
+      }
+    }
     const errors = Math.max(0, ...list.map((m) => m.extra?.errors ?? 0));
     if (errors > 0) {
       notes.push(
@@ -1000,18 +1251,23 @@ for (const group of groups) {
         }: up to ${format(errors)} per round`,
       );
     }
-    const baseCpu = cpuKey && base && base !== c
-      ? medianOfExtra(base, cpuKey)
-      : undefined;
+    const ratios = cpuKey && base && base !== c
+      ? pairedRatios(c, base, cpuKey)
+      : [];
     const cpuText = cpu === undefined
       ? "–"
-      : `${format(cpu)}${baseCpu ? ` (${(cpu / baseCpu).toFixed(2)}x)` : ""}`;
+      : `${format(cpu)}${
+        ratios.length ? ` (${median(ratios).toFixed(2)}x)` : ""
+      }`;
+    const ratioSpread = ratios.length
+      ? `${Math.min(...ratios).toFixed(2)} – ${Math.max(...ratios).toFixed(2)}`
+      : "–";
     const ratio = value !== undefined && baseValue
       ? value / baseValue
       : undefined;
     if (c.target !== undefined && ratio !== undefined) {
       notes.push(
-        `target >= ${c.target.toFixed(2)}x: ${
+        `rate target >= ${c.target.toFixed(2)}x: ${
           ratio >= c.target ? "met" : "NOT met"
         }`,
       );
@@ -1025,18 +1281,28 @@ for (const group of groups) {
     }
     const name = c.baseline ? `**${c.name}** (baseline)` : c.name;
     lines.push(
-      `| ${name} | ${value === undefined ? "absent" : format(value)} | ${
-        ratio === undefined ? "–" : `${ratio.toFixed(2)}x`
-      } | ${
+      `| ${name} |${cpuKey ? ` ${cpuText} | ${ratioSpread} |` : ""} ${
+        value === undefined ? "absent" : format(value)
+      } | ${ratio === undefined ? "–" : `${ratio.toFixed(2)}x`} | ${
         list.length
           ? `${format(Math.min(...list.map((m) => m.value)))} – ${
             format(Math.max(...list.map((m) => m.value)))
           }`
           : "–"
-      } |${cpuKey ? ` ${cpuText} |` : ""} ${notes.join("; ")} |`,
+      } | ${notes.join("; ")} |`,
     );
   }
   lines.push("");
+}
+if (noise.length > 0) {
+  lines.push(
+    "## Noise",
+    "",
+    "Spread of each case's own CPU per operation across rounds (min and max against its median):",
+    "",
+    ...noise.map((n) => `- ${n}`),
+    "",
+  );
 }
 const table = lines.join("\n");
 console.log("\n" + table);

@@ -1319,6 +1319,42 @@ Deno.test("Server.close() drops connections still sending their header, without 
   });
 });
 
+Deno.test('createServer({ transport: "unix", proxyProtocol }) takes the addresses from the header', async () => {
+  const dir = await Deno.makeTempDir({ prefix: "denio_proxy_" });
+  try {
+    const path = `${dir}/s.sock`;
+    const recorders: Recorder[] = [];
+    await using _ = await createServer(() => {
+      const recorder = new Recorder();
+      recorders.push(recorder);
+      return recorder;
+    }, { transport: "unix", path, proxyProtocol: true });
+    const header = VALID[1]!.header;
+    const [client] = await createConnection(() => ({}), {
+      transport: "unix",
+      path,
+      proxyHeader: header,
+    });
+    client.write(encoder.encode("over unix"));
+    await within(
+      (async () => {
+        while (recorders[0]?.received() !== "over unix") await sleep(5);
+      })(),
+      "the data",
+      10_000,
+    );
+    assertEquals(recorders[0]!.events[0], ["made", {
+      peername: header.source,
+      sockname: header.destination,
+      proxy: header,
+    }]);
+    client.close();
+    await within(recorders[0]!.lost.promise, "connectionLost", 10_000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name:
     "createServer({ proxyProtocol, tls }) reads the header before the TLS handshake",
@@ -1409,6 +1445,7 @@ defaults
   timeout server 30s
 frontend fe
   bind 127.0.0.1:${port}
+  unique-id-format id-%cp
   default_backend be
 frontend probe
   bind 127.0.0.1:${probe}
@@ -1491,7 +1528,10 @@ for (const version of [1, 2] as const) {
           await using _ = server;
           const haproxy = await startHaproxy(
             backend,
-            `${send}${checks ? " check check-send-proxy inter 100ms" : ""}`,
+            // v2: HAProxy adds a CRC32C and a unique-ID TLV (checked below).
+            `${send}${
+              version === 2 ? " proxy-v2-options crc32c,unique-id" : ""
+            }${checks ? " check check-send-proxy inter 100ms" : ""}`,
             checks,
           );
           let log = "";
@@ -1522,6 +1562,18 @@ for (const version of [1, 2] as const) {
             assertEquals(made.proxy.version, version);
             assertEquals(made.proxy.command, "PROXY");
             assertEquals(made.proxy.source, conn.localAddr as Deno.NetAddr);
+            if (version === 2) {
+              // The parser verified HAProxy's CRC32C (a mismatch rejects).
+              const types = made.proxy.tlvs!.map((t) => t.type);
+              assertEquals(types.sort(), [0x03, 0x05]);
+              const id = made.proxy.tlvs!.find((t) => t.type === 0x05)!;
+              assertEquals(
+                decoder.decode(id.value),
+                `id-${(conn.localAddr as Deno.NetAddr).port}`,
+              );
+            } else {
+              assertEquals(made.proxy.tlvs, undefined);
+            }
             conn.close();
             await within(relayed.lost.promise, "connectionLost", 10_000);
             if (checks) {
@@ -1549,12 +1601,12 @@ for (const version of [1, 2] as const) {
                 assertEquals(info.peername, socket.remoteAddr);
                 assertEquals(info.sockname, socket.localAddr);
                 if (version === 2) {
-                  // A LOCAL command: no addresses, the socket's stay.
-                  assertEquals(info.proxy, {
-                    version: 2,
-                    command: "LOCAL",
-                    tlvs: [],
-                  });
+                  // A LOCAL command: no addresses, the socket's stay;
+                  // HAProxy still adds its (verified) CRC32C TLV.
+                  assertEquals(info.proxy.command, "LOCAL");
+                  assertEquals(info.proxy.source, undefined);
+                  assertEquals(info.proxy.destination, undefined);
+                  assertEquals(info.proxy.tlvs!.map((t) => t.type), [0x03]);
                 } else {
                   // Version 1 has no LOCAL: HAProxy sends the check's
                   // own addresses, as the specification recommends.

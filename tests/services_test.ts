@@ -16,8 +16,10 @@ import {
   createConnection,
   createServer,
   type Protocol,
+  startTls,
   type Transport,
 } from "../mod.ts";
+import { makeTestCerts } from "./_certs.ts";
 import { collectExceptions, readAll } from "./_stream_helpers.ts";
 import { commandMissing } from "./_peers.ts";
 import { sleep, within } from "./_timing.ts";
@@ -328,6 +330,59 @@ Deno.test("Transport.setIdleTimeout() on a Unix socket and a read pipe", async (
     );
     assert(cancelled, "the stream is cancelled");
   });
+});
+
+Deno.test("idleTimeout over TLS, and through startTls() to the upgraded transport", async (t) => {
+  const certs = await makeTestCerts();
+  await Deno.remove(certs.dir, { recursive: true });
+  await t.step("a TLS server reaps a silent client", async () => {
+    const { server, port, made } = await recordingServer({
+      idleTimeout: 100,
+      tls: { cert: certs.cert, key: certs.key },
+    });
+    const client = new Recorder();
+    await createConnection(() => client, {
+      port,
+      tls: { caCerts: [certs.caCert], hostname: "localhost" },
+    });
+    await waitFor(() => made.length === 1, "the server protocol");
+    assertInstanceOf(
+      await within(made[0]!.lost.promise, "lost", WAIT),
+      Deno.errors.TimedOut,
+    );
+    await within(client.lost.promise, "client lost", WAIT);
+    server.close();
+    await server.waitClosed();
+  });
+  await t.step(
+    "startTls() keeps the plain transport's idle timeout",
+    async () => {
+      const { server, port, made } = await recordingServer({});
+      const plain = new Recorder();
+      const [transport] = await createConnection(() => plain, { port });
+      await waitFor(() => made.length === 1, "the server protocol");
+      const upgraded = new Recorder();
+      transport.setIdleTimeout(100);
+      const serverSide = startTls(made[0]!.transport!, made[0]!, {
+        serverSide: true,
+        cert: certs.cert,
+        key: certs.key,
+      });
+      const tls = await startTls(transport, upgraded, {
+        caCerts: [certs.caCert],
+        hostname: "localhost",
+      });
+      await serverSide;
+      const error = await within(upgraded.lost.promise, "upgraded lost", WAIT);
+      assertInstanceOf(error, Deno.errors.TimedOut);
+      assert(tls.isClosing());
+      // The plain transport's protocol is not called after the upgrade.
+      assertEquals(plain.events, ["connectionMade"]);
+      await within(made[0]!.lost.promise, "server lost", WAIT);
+      server.close();
+      await server.waitClosed();
+    },
+  );
 });
 
 Deno.test("ServeOptions.maxConnections stops accepting at the limit and resumes when one is lost", async () => {

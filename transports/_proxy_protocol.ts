@@ -5,7 +5,28 @@
 
 import { describe } from "./_validate.ts";
 
-/** One type-length-value entry of a version 2 PROXY header, kept as sent. */
+/**
+ * One type-length-value entry of a version 2 PROXY header, kept as sent.
+ *
+ * @example The host name a client asked for (HAProxy's `proxy-v2-options authority`)
+ * ```ts
+ * import type { ProxyHeader } from "@denio/protocols";
+ * import { assertEquals } from "@std/assert";
+ *
+ * function authority(header: ProxyHeader): string | undefined {
+ *   const tlv = header.tlvs?.find((entry) => entry.type === 0x02);
+ *   return tlv && new TextDecoder().decode(tlv.value);
+ * }
+ * assertEquals(
+ *   authority({
+ *     version: 2,
+ *     command: "PROXY",
+ *     tlvs: [{ type: 0x02, value: new TextEncoder().encode("example.com") }],
+ *   }),
+ *   "example.com",
+ * );
+ * ```
+ */
 export interface ProxyTlv {
   /** The type byte, 0 to 255 (0x01 ALPN, 0x02 authority, 0x05 unique ID, 0x20 SSL, …). */
   type: number;

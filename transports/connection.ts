@@ -79,6 +79,17 @@ export interface ConnectOptions {
    * Enables TCP keepalive probes (`TcpConn.setKeepAlive`), so a server whose
    * host vanished is noticed. Not for Unix sockets (a TypeError).
    *
+   * @example A long-lived client connection with keepalive
+   * ```ts ignore
+   * import { createConnection } from "@denio/protocols";
+   *
+   * const [transport] = await createConnection(() => ({}), {
+   *   hostname: "db.internal",
+   *   port: 5432,
+   *   keepAlive: true,
+   * });
+   * ```
+   *
    * @default {false}
    */
   keepAlive?: boolean;

@@ -104,7 +104,19 @@ export interface ServeOptions {
    * Enables TCP keepalive probes on accepted connections, so a peer whose
    * host vanished is noticed (`TcpConn.setKeepAlive`; Node's
    * `socket.setKeepAlive()`). Not for Unix sockets (a TypeError), nor with
-   * `tls`, whose `Deno.TlsConn` has no keepalive control in Deno 2.9.
+   * `tls`, whose `Deno.TlsConn` has no keepalive control in Deno 2.9
+   * (unless `proxyProtocol` is set: that server listens on plain TCP).
+   *
+   * @example Keepalive probes on every accepted connection
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   keepAlive: true,
+   * });
+   * ```
    *
    * @default {false}
    */
@@ -137,6 +149,23 @@ export interface ServeOptions {
    * behind the net unstable flag (`--unstable-net`, or `"unstable": ["net"]`
    * in deno.json): without it `createServer` rejects with a
    * `Deno.errors.NotSupported`. See `examples/echo_server.ts --processes`.
+   *
+   * @example Two servers (in one process here; normally one per process) on one port
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   *
+   * await using first = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   reusePort: true,
+   * });
+   * const { port } = first.addrs[0] as Deno.NetAddr;
+   * await using second = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port,
+   *   reusePort: true,
+   * });
+   * ```
    *
    * @default {false}
    */
@@ -181,7 +210,8 @@ export interface ServeOptions {
    * specification's 107 bytes (v1) or 16 KiB (v2), or not complete within
    * `proxyProtocolTimeout`, is closed before any protocol sees it, and the
    * exception handler is told once, with the peer's address; the server
-   * keeps serving. Only enable it behind a proxy you trust: the header is
+   * keeps serving. A peer that resets the connection during its header is
+   * dropped without a report (HAProxy's health checks do that). Only enable it behind a proxy you trust: the header is
    * believed as sent.
    *
    * With `tls`, the header comes before the TLS handshake (HAProxy in TCP
@@ -310,7 +340,25 @@ export class Server implements AsyncDisposable {
 
   /**
    * How many connections the server accepted that are still open (TLS
-   * handshakes in progress included).
+   * handshakes and PROXY headers in progress included).
+   *
+   * @example Count the open connections
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   * import { assertEquals } from "@std/assert";
+   *
+   * await using server = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   * });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   * const conn = await Deno.connect({ port });
+   * while (server.connectionCount === 0) {
+   *   await new Promise((resolve) => setTimeout(resolve, 5));
+   * }
+   * assertEquals(server.connectionCount, 1);
+   * conn.close();
+   * ```
    */
   get connectionCount(): number {
     return this.#open;

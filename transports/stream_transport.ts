@@ -51,6 +51,12 @@ export interface StreamIo {
    * `connectionLost` until it settles (a TLS tunnel draining).
    */
   close(error?: Error | null): void | Promise<void>;
+  /**
+   * The size of the first read, where the adapter knows better than the
+   * default 1 KiB (an in-memory pair reads a socket-buffer load). Later
+   * reads adapt to the traffic. At most 64 KiB.
+   */
+  readonly readSize?: number;
 }
 
 /** Options of the {@linkcode StreamTransport} constructor. */
@@ -149,8 +155,23 @@ type State =
   | { kind: "lost"; error: Error | null } // connectionLost is queued
   | { kind: "closed" };
 
-const INITIAL_READ_SIZE = 16 * 1024;
+/**
+ * Read sizes adapt to the traffic: a connection starts with small reads (an
+ * idle connection pins little memory: Deno holds the buffer of a pending
+ * read), a read that fills its buffer doubles the next one up to the cap,
+ * and a read that does not sizes the next one to what arrived (rounded up to
+ * a power of two), so a connection that goes quiet waits with a small buffer.
+ */
+const MIN_READ_SIZE = 1024;
 const MAX_READ_SIZE = 64 * 1024;
+/**
+ * A Protocol's reads land in a per-transport slab of this many reads (the
+ * views it delivers are the protocol's to keep, so a slab is never reused),
+ * at most SLAB_MAX bytes: glibc serves that from its heap, reused warm,
+ * where a larger one is a fresh mmap (page faults and cold cache per slab).
+ */
+const SLAB_READS = 4;
+const SLAB_MAX = 64 * 1024;
 const MAX_COALESCE = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
 /**
@@ -172,7 +193,10 @@ export class StreamTransport implements Transport {
   #extra: Record<string, unknown>;
   #options: StreamTransportOptions;
   #onCallbackError: (name: string, error: unknown) => void;
-  #startFlush: () => void;
+  // The write path's promise handlers, made once per transport.
+  #onWritten: (n: number) => void;
+  #onWriteFailed: (error: unknown) => void;
+  #onFlushTask: () => void;
 
   // Reading.
   #readPaused = false;
@@ -181,14 +205,21 @@ export class StreamTransport implements Transport {
   #loopRunning = false;
   #detaching: PromiseWithResolvers<Uint8Array | null | undefined> | null = null;
   #drained: (() => void) | null = null;
-  #slab: Uint8Array = new Uint8Array(0);
+  #slab: Uint8Array = EMPTY;
   #slabOffset = 0;
-  #readSize = INITIAL_READ_SIZE;
+  #readSize = MIN_READ_SIZE;
 
-  // Writing.
+  // Writing. `#writing` is the chunk handed to the adapter (its write is in
+  // flight); `#chunks` wait behind it and leave joined when it completes.
   #chunks: Uint8Array[] = [];
+  #writing: Uint8Array = EMPTY;
   #bufferSize = 0;
+  /** A write is in flight, or `#startPending`. */
   #flushing = false;
+  /** Chunks wait for the end of the tick (or of the callback) to leave. */
+  #startPending = false;
+  /** The read loop is inside dataReceived/bufferUpdated: it flushes after. */
+  #delivering = false;
   #eofRequested = false;
   #eofSent = false;
   #canWriteEof: boolean;
@@ -223,12 +254,17 @@ export class StreamTransport implements Transport {
     this.#io = io;
     this.#protocol = protocol;
     this.#buffered = isBufferedProtocol(protocol);
+    if (typeof io.readSize === "number" && io.readSize >= 1) {
+      this.#readSize = Math.min(Math.floor(io.readSize), MAX_READ_SIZE);
+    }
     this.#extra = options.extra ?? {};
     this.#options = options;
     this.#canWriteEof = options.canWriteEof ??
       (typeof io.closeWrite === "function" && typeof io.write === "function");
     this.#onCallbackError = (name, error) => this.#callbackFailed(name, error);
-    this.#startFlush = () => void this.#flush();
+    this.#onWritten = (n) => this.#written(n);
+    this.#onWriteFailed = (error) => this.#writeFailed(error);
+    this.#onFlushTask = () => this.#flushPending();
     this.#idleCheck = () => this.#checkIdle();
     this.#budget = options.budget ?? null;
     if (options.idleTimeout !== undefined && options.idleTimeout !== null) {
@@ -319,7 +355,8 @@ export class StreamTransport implements Transport {
   // ---------------------------------------------------------------- write
 
   /**
-   * Buffers `data` and sends it soon; writes made in the same tick leave
+   * Sends `data`: the first write of a tick is handed to the OS at once (as
+   * asyncio's immediate `send`), later ones wait behind it and leave
    * together. The transport may keep a reference to `data` until it is
    * written: do not modify it afterwards.
    *
@@ -612,14 +649,34 @@ export class StreamTransport implements Transport {
 
   /** Where the next read lands for a (non-buffered) Protocol. */
   #nextReadBuffer(): Uint8Array {
-    if (this.#slab.length - this.#slabOffset < this.#readSize) {
-      this.#slab = new Uint8Array(this.#readSize * 4);
-      this.#slabOffset = 0;
+    const size = this.#readSize;
+    let slab = this.#slab;
+    let offset = this.#slabOffset;
+    if (slab.length - offset < size) {
+      // The first slab of a connection is one read: an idle one pins little.
+      slab = this.#slab = new Uint8Array(
+        slab === EMPTY
+          ? size
+          : Math.max(size, Math.min(size * SLAB_READS, SLAB_MAX)),
+      );
+      offset = this.#slabOffset = 0;
     }
-    return this.#slab.subarray(
-      this.#slabOffset,
-      this.#slabOffset + this.#readSize,
-    );
+    return offset === 0 && slab.length === size
+      ? slab
+      : slab.subarray(offset, offset + size);
+  }
+
+  /** The next read's size, from how much the last one (`n` of `size`) got. */
+  #adaptReadSize(n: number, size: number): void {
+    if (n >= size) {
+      if (size < MAX_READ_SIZE) {
+        this.#readSize = Math.min(size * 2, MAX_READ_SIZE);
+      }
+      return;
+    }
+    let next = MIN_READ_SIZE;
+    while (next < n) next *= 2;
+    this.#readSize = next;
   }
 
   async #readLoop(): Promise<void> {
@@ -697,12 +754,14 @@ export class StreamTransport implements Transport {
           this.#onEof();
           return;
         }
-        if (n === target.length && this.#readSize < MAX_READ_SIZE) {
-          this.#readSize *= 2;
-        }
+        // The one place where bytes were read (n of them) and are delivered.
+        this.#adaptReadSize(n, target.length);
         if (readBuffered !== this.#buffered) {
           this.#deliverAcross(target.subarray(0, n), readBuffered);
-        } else if (readBuffered) {
+          continue;
+        }
+        this.#delivering = true;
+        if (readBuffered) {
           invokeCallback(
             this.#protocol,
             "bufferUpdated",
@@ -712,15 +771,16 @@ export class StreamTransport implements Transport {
         } else {
           // Keep views 8-byte aligned so a protocol can build typed arrays.
           this.#slabOffset += (n + 7) & ~7;
-          invokeCallback(
-            this.#protocol,
-            "dataReceived",
-            this.#onCallbackError,
+          this.#dataReceived(
             n === target.length ? target : target.subarray(0, n),
           );
         }
+        this.#delivering = false;
+        // Writes the callback made leave now, before the next read.
+        if (this.#startPending) this.#flushPending();
       }
     } catch (error) {
+      this.#delivering = false;
       if (this.#detaching !== null) {
         const handOver = this.#detaching;
         this.#detaching = null;
@@ -738,6 +798,26 @@ export class StreamTransport implements Transport {
       this.#loopRunning = false;
       // A detach requested from a callback the loop was running.
       if (this.#detaching !== null) this.#handOver(sawEof ? null : undefined);
+    }
+  }
+
+  /** `protocol.dataReceived(data)`, as invokeCallback, inlined for the hot path. */
+  #dataReceived(data: Uint8Array): void {
+    const protocol = this.#protocol as Protocol;
+    try {
+      const fn = protocol.dataReceived;
+      if (typeof fn !== "function") {
+        invokeCallback(protocol, "dataReceived", this.#onCallbackError, data);
+        return;
+      }
+      const result: unknown = fn.call(protocol, data);
+      if (result instanceof Promise) {
+        result.catch((error: unknown) =>
+          this.#onCallbackError("dataReceived", error)
+        );
+      }
+    } catch (error) {
+      this.#onCallbackError("dataReceived", error);
     }
   }
 
@@ -857,15 +937,45 @@ export class StreamTransport implements Transport {
     if (!keepOpen || !this.#canWriteEof) this.close();
   }
 
+  /**
+   * Queues `data`. Writes made in one tick leave together: those made inside
+   * dataReceived/bufferUpdated as soon as the callback returns (before the
+   * next read, as asyncio's immediate send), others from a queued microtask.
+   */
   #append(data: Uint8Array): void {
-    this.#chunks.push(data);
     this.#bufferSize += data.length;
+    this.#chunks.push(data);
     if (this.#budget !== null) this.#charge(data.length);
-    if (!this.#flushing) {
-      this.#flushing = true;
-      // Deferred to a microtask so writes made in the same tick coalesce.
-      queueMicrotask(this.#startFlush);
+    if (this.#flushing) return;
+    this.#flushing = true;
+    this.#startPending = true;
+    if (!this.#delivering) queueMicrotask(this.#onFlushTask);
+  }
+
+  /** Starts the write of the chunks queued this tick, if still wanted. */
+  #flushPending(): void {
+    if (!this.#startPending) return;
+    this.#startPending = false;
+    if (this.#isLost() || this.#chunks.length === 0) {
+      this.#flushing = false;
+      return;
     }
+    this.#startWrite(this.#takeChunk());
+  }
+
+  /** Hands `chunk` to the adapter; {@linkcode #written} continues. */
+  #startWrite(chunk: Uint8Array): void {
+    this.#flushing = true;
+    this.#writing = chunk;
+    let pending: Promise<number>;
+    try {
+      pending = this.#io.write!(chunk);
+    } catch (error) {
+      // Reported from a promise reaction, as a rejection would be: never
+      // inside the caller's write().
+      pending = Promise.reject(error);
+    }
+    pending.then(this.#onWritten, this.#onWriteFailed);
   }
 
   /** Takes the next chunk to hand to the OS, joining small ones. */
@@ -890,47 +1000,60 @@ export class StreamTransport implements Transport {
     }
     const joined = new Uint8Array(total);
     let offset = 0;
-    for (const chunk of chunks.splice(0, count)) {
+    for (let i = 0; i < count; i++) {
+      const chunk = chunks[i]!;
       joined.set(chunk, offset);
       offset += chunk.length;
     }
+    if (count === chunks.length) chunks.length = 0;
+    else chunks.splice(0, count);
     return joined;
   }
 
-  async #flush(): Promise<void> {
-    const io = this.#io;
-    try {
-      if (typeof io.write !== "function") {
-        throw new Error("Cannot write to transport as it is read-only");
-      }
-      while (this.#chunks.length > 0) {
-        let chunk = this.#takeChunk();
-        while (chunk.length > 0) {
-          const n = await io.write(chunk);
-          if (this.#state.kind === "lost" || this.#state.kind === "closed") {
-            return;
-          }
-          this.#idleActive = true;
-          this.#bufferSize -= n;
-          if (this.#budget !== null) this.#charge(-n);
-          chunk = n === chunk.length ? EMPTY : chunk.subarray(n);
-          this.#maybeResume();
-        }
-      }
-      this.#flushing = false;
-      if (this.#state.kind === "lost" || this.#state.kind === "closed") return;
-      if (this.#drained !== null) {
-        const drained = this.#drained;
-        this.#drained = null;
-        drained();
-      }
-      if (this.#eofRequested && !this.#eofSent) this.#sendEof();
-      if (this.#state.kind === "closing") this.#forceClose(null);
-    } catch (error) {
-      this.#flushing = false;
-      if (this.#state.kind === "lost" || this.#state.kind === "closed") return;
-      this.#fatalError(error, "Fatal write error on transport");
+  /**
+   * The one place where the OS confirmed `n` bytes written: the buffer
+   * shrinks, and the rest of the chunk, or the next one, is handed over.
+   */
+  #written(n: number): void {
+    const kind = this.#state.kind;
+    if (kind === "lost" || kind === "closed") return;
+    this.#idleActive = true;
+    this.#bufferSize -= n;
+    if (this.#budget !== null) this.#charge(-n);
+    const chunk = this.#writing;
+    this.#writing = EMPTY;
+    this.#maybeResume();
+    if (this.#isLost()) return;
+    if (n < chunk.length) {
+      this.#startWrite(chunk.subarray(n));
+      return;
     }
+    if (this.#chunks.length > 0) {
+      this.#startWrite(this.#takeChunk());
+      return;
+    }
+    this.#flushing = false;
+    if (this.#drained !== null) {
+      const drained = this.#drained;
+      this.#drained = null;
+      drained();
+    }
+    if (this.#eofRequested && !this.#eofSent) this.#sendEof();
+    if (this.#state.kind === "closing") this.#forceClose(null);
+  }
+
+  /** Read through a method so the narrowing of `#state` does not stick. */
+  #isLost(): boolean {
+    const kind = this.#state.kind;
+    return kind === "lost" || kind === "closed";
+  }
+
+  #writeFailed(error: unknown): void {
+    this.#flushing = false;
+    this.#startPending = false;
+    this.#writing = EMPTY;
+    if (this.#state.kind === "lost" || this.#state.kind === "closed") return;
+    this.#fatalError(error, "Fatal write error on transport");
   }
 
   #sendEof(): void {
@@ -1002,6 +1125,7 @@ export class StreamTransport implements Transport {
     this.#state = { kind: "lost", error };
     this.#stopIdle();
     this.#chunks.length = 0;
+    this.#writing = EMPTY;
     this.#bufferSize = 0;
     if (this.#budget !== null) {
       this.#budget.used -= this.#charged;
