@@ -205,6 +205,58 @@ export interface Protocol extends BaseProtocol {
  * reads straight into them. Told apart from {@linkcode Protocol} by having
  * `getBuffer` and no `dataReceived`. Callback order:
  * `connectionMade [getBuffer [bufferUpdated]?]* [eofReceived?] connectionLost`.
+ *
+ * Reusing a buffer passed to `write()`: the transport keeps a reference to
+ * the bytes until the OS has taken them (asyncio copies what it cannot send
+ * at once; denio saves the copy). Bytes leave in order, so after `write()`
+ * was given `T` bytes in all, the first `T - transport.getWriteBufferSize()`
+ * of them are released and their memory may be reused. Note which total each
+ * buffer's bytes end at; it is free once that many are released. (Waiting
+ * for `getWriteBufferSize() === 0` is not enough: an echo's next read comes
+ * while its last write is still in flight.)
+ *
+ * @example An echo that reads into four slots and writes them back without a copy
+ * ```ts
+ * import type { BufferedProtocol, Transport } from "@denio/protocols";
+ * import { MemoryPeer } from "@denio/protocols/testing";
+ * import { assertEquals } from "@std/assert";
+ *
+ * class SlotEcho implements BufferedProtocol {
+ *   #transport!: Transport;
+ *   #slots = [0, 1, 2, 3].map(() => new Uint8Array(64 * 1024));
+ *   #ends = [0, 0, 0, 0]; // the written total at which each slot is free
+ *   #current = 0;
+ *   #written = 0;
+ *   fresh = 0;
+ *   connectionMade(transport: Transport) {
+ *     this.#transport = transport;
+ *   }
+ *   getBuffer(_sizeHint: number): Uint8Array {
+ *     const next = (this.#current + 1) % 4;
+ *     const released = this.#written - this.#transport.getWriteBufferSize();
+ *     if (released < this.#ends[next]!) {
+ *       this.#slots[next] = new Uint8Array(64 * 1024); // still held: replace
+ *       this.fresh++;
+ *     }
+ *     this.#current = next;
+ *     return this.#slots[next]!;
+ *   }
+ *   bufferUpdated(nbytes: number) {
+ *     this.#written += nbytes;
+ *     this.#ends[this.#current] = this.#written;
+ *     this.#transport.write(this.#slots[this.#current]!.subarray(0, nbytes));
+ *   }
+ * }
+ *
+ * const echo = new SlotEcho();
+ * const peer = new MemoryPeer(echo);
+ * for (let i = 0; i < 10; i++) peer.send(`message ${i};`);
+ * peer.sendEof();
+ * await peer.lost;
+ * assertEquals(echo.fresh, 0); // every slot was free again when needed
+ * const expected = [...Array(10).keys()].map((i) => `message ${i};`);
+ * assertEquals(peer.writtenText(), expected.join(""));
+ * ```
  */
 export interface BufferedProtocol extends BaseProtocol {
   /** The connection is made. */
@@ -275,7 +327,12 @@ export interface ReadTransport extends BaseTransport {
 
 /** The write side of a transport, with asyncio's write-buffer flow control. */
 export interface WriteTransport extends BaseTransport {
-  /** Buffers `data` and sends it soon. A non-Uint8Array is a TypeError. */
+  /**
+   * Buffers `data` and sends it soon. A non-Uint8Array is a TypeError. The
+   * transport keeps a reference to `data` until the OS has it: bytes leave
+   * in order, so after `T` bytes were written in all, the first
+   * `T - getWriteBufferSize()` are released (see {@linkcode BufferedProtocol}).
+   */
   write(data: Uint8Array): void;
   /** Writes each chunk in order. */
   writelines(chunks: Iterable<Uint8Array>): void;

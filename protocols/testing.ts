@@ -150,8 +150,6 @@ function memoryIo(
   onClose: () => void,
 ): StreamIo {
   return {
-    // A socket-like first read: it takes what a socket buffer would hold.
-    readSize: 16 * 1024,
     read: (buffer) => incoming.read(buffer),
     write: (data) => outgoing.write(data),
     closeWrite: () => {

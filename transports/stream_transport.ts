@@ -25,7 +25,11 @@ import {
   isPeerGone,
   toError,
 } from "./_call_soon.ts";
-import { FlowControl, type WriteBufferLimits } from "./_flow_control.ts";
+import {
+  DEFAULT_HIGH_WATER,
+  FlowControl,
+  type WriteBufferLimits,
+} from "./_flow_control.ts";
 import {
   assertBytes,
   checkIdleTimeout,
@@ -52,9 +56,10 @@ export interface StreamIo {
    */
   close(error?: Error | null): void | Promise<void>;
   /**
-   * The size of the first read, where the adapter knows better than the
-   * default 1 KiB (an in-memory pair reads a socket-buffer load). Later
-   * reads adapt to the traffic. At most 64 KiB.
+   * The size of the first read, where the adapter knows better (later reads
+   * adapt to the traffic); at most 64 KiB. By default 16 KiB, or 1 KiB while
+   * more than 256 stream transports are open (idle connections then pin
+   * little memory).
    */
   readonly readSize?: number;
 }
@@ -155,23 +160,67 @@ type State =
   | { kind: "lost"; error: Error | null } // connectionLost is queued
   | { kind: "closed" };
 
+// The states without data are shared: a transport allocates none of them.
+const STARTING: State = { kind: "starting" };
+const OPEN: State = { kind: "open" };
+const CLOSING: State = { kind: "closing" };
+const CLOSED: State = { kind: "closed" };
+
 /**
- * Read sizes adapt to the traffic: a connection starts with small reads (an
- * idle connection pins little memory: Deno holds the buffer of a pending
- * read), a read that fills its buffer doubles the next one up to the cap,
- * and a read that does not sizes the next one to what arrived (rounded up to
- * a power of two), so a connection that goes quiet waits with a small buffer.
+ * Read sizes adapt to the traffic. A new connection's first read is small
+ * once many transports are open (an idle connection then pins little
+ * memory: Deno holds the buffer of a pending read), MIN_READ_SIZE otherwise;
+ * later reads are at least MIN_READ_SIZE, a read that fills its buffer
+ * doubles the next one up to the cap, and one that does not sizes the next
+ * to what arrived, rounded up to a power of two.
+ *
+ * Why not always small: a peer that writes a large request before reading
+ * any reply (socat fed by a program that reads its output only afterwards)
+ * deadlocks once the return path's buffers are full, and a small first read
+ * makes the echo start sooner, so such a peer stalls earlier (measured:
+ * 4-5 of 20 socat runs of 1 MiB hung with a 1 KiB or 4 KiB first read, none
+ * with 8 KiB or 16 KiB).
  */
-const MIN_READ_SIZE = 1024;
+const SMALL_FIRST_READ_SIZE = 1024;
+/** Open stream transports beyond which first reads are small. */
+const SMALL_FIRST_READ_FROM = 256;
+let openTransports = 0;
+const MIN_READ_SIZE = 16 * 1024;
 const MAX_READ_SIZE = 64 * 1024;
 /**
- * A Protocol's reads land in a per-transport slab of this many reads (the
- * views it delivers are the protocol's to keep, so a slab is never reused),
- * at most SLAB_MAX bytes: glibc serves that from its heap, reused warm,
- * where a larger one is a fresh mmap (page faults and cold cache per slab).
+ * A Protocol's reads land in a per-transport slab (the views it delivers are
+ * the protocol's to keep, so a slab is never reused). A new ArrayBuffer costs
+ * about a microsecond whatever its size up to 64 KiB, so a busy connection
+ * takes 64 KiB slabs (below glibc's mmap threshold: served warm from its
+ * heap, where a larger one is a fresh mmap with page faults); the first slab
+ * of a connection is one read, and a connection that took longer than
+ * QUIET_MS to fill its last slab gets one of SLAB_READS_QUIET reads, so a
+ * new or quiet connection pins little memory.
  */
-const SLAB_READS = 4;
-const SLAB_MAX = 64 * 1024;
+const SLAB_SIZE = 64 * 1024;
+const SLAB_READS_QUIET = 4;
+const QUIET_MS = 1000;
+/**
+ * A young connection (fewer than YOUNG_BYTES read so far) reads into a
+ * region of one slab shared by every transport instead of a slab of its own:
+ * a short-lived connection then allocates no ArrayBuffer at all (one costs
+ * more than the rest of an accept). A region is never handed out twice: the
+ * bytes delivered are the protocol's, and the rest of it is left unused.
+ */
+const YOUNG_BYTES = 64 * 1024;
+const SHARED_SLAB_SIZE = 64 * 1024;
+let sharedSlab: Uint8Array = new Uint8Array(0);
+let sharedOffset = 0;
+
+function sharedRegion(size: number): Uint8Array {
+  if (sharedSlab.length - sharedOffset < size) {
+    sharedSlab = new Uint8Array(Math.max(SHARED_SLAB_SIZE, size));
+    sharedOffset = 0;
+  }
+  const region = new Uint8Array(sharedSlab.buffer, sharedOffset, size);
+  sharedOffset += (size + 7) & ~7;
+  return region;
+}
 const MAX_COALESCE = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
 /**
@@ -189,14 +238,15 @@ export class StreamTransport implements Transport {
   #io: StreamIo;
   #protocol: BaseProtocol;
   #buffered = false;
-  #state: State = { kind: "starting" };
+  #state: State = STARTING;
   #extra: Record<string, unknown>;
   #options: StreamTransportOptions;
   #onCallbackError: (name: string, error: unknown) => void;
   // The write path's promise handlers, made once per transport.
-  #onWritten: (n: number) => void;
-  #onWriteFailed: (error: unknown) => void;
-  #onFlushTask: () => void;
+  // (Made at the first write: an idle transport has none.)
+  #onWritten: ((n: number) => void) | null = null;
+  #onWriteFailed: ((error: unknown) => void) | null = null;
+  #onFlushTask: (() => void) | null = null;
 
   // Reading.
   #readPaused = false;
@@ -207,6 +257,11 @@ export class StreamTransport implements Transport {
   #drained: (() => void) | null = null;
   #slab: Uint8Array = EMPTY;
   #slabOffset = 0;
+  #slabSince = 0;
+  /** Bytes read so far, up to YOUNG_BYTES. */
+  #young = 0;
+  /** Counted in `openTransports` (until lost or detached). */
+  #counted = false;
   #readSize = MIN_READ_SIZE;
 
   // Writing. `#writing` is the chunk handed to the adapter (its write is in
@@ -223,7 +278,8 @@ export class StreamTransport implements Transport {
   #eofRequested = false;
   #eofSent = false;
   #canWriteEof: boolean;
-  #flow = new FlowControl();
+  /** Made at the first write or setWriteBufferLimits(): an idle transport has none. */
+  #flow: FlowControl | null = null;
   #lostWrites = 0;
 
   // Idle timeout: reads and writes set #idleActive; a timer that runs
@@ -232,10 +288,10 @@ export class StreamTransport implements Transport {
   #idleActive = false;
   #idleQuiet = 0;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  #idleCheck: () => void;
+  #idleCheck: (() => void) | null = null;
 
   // Buffer budget: what this transport charges to it now.
-  #budget: BufferBudget | null;
+  #budget: BufferBudget | null = null;
   #charged = 0;
   #protocolHeld = 0;
 
@@ -256,17 +312,18 @@ export class StreamTransport implements Transport {
     this.#buffered = isBufferedProtocol(protocol);
     if (typeof io.readSize === "number" && io.readSize >= 1) {
       this.#readSize = Math.min(Math.floor(io.readSize), MAX_READ_SIZE);
+    } else {
+      this.#counted = true;
+      if (++openTransports > SMALL_FIRST_READ_FROM) {
+        this.#readSize = SMALL_FIRST_READ_SIZE;
+      }
     }
     this.#extra = options.extra ?? {};
     this.#options = options;
     this.#canWriteEof = options.canWriteEof ??
       (typeof io.closeWrite === "function" && typeof io.write === "function");
     this.#onCallbackError = (name, error) => this.#callbackFailed(name, error);
-    this.#onWritten = (n) => this.#written(n);
-    this.#onWriteFailed = (error) => this.#writeFailed(error);
-    this.#onFlushTask = () => this.#flushPending();
-    this.#idleCheck = () => this.#checkIdle();
-    this.#budget = options.budget ?? null;
+    if (options.budget !== undefined) this.#budget = options.budget;
     if (options.idleTimeout !== undefined && options.idleTimeout !== null) {
       this.#idleMs = options.idleTimeout;
     }
@@ -275,7 +332,7 @@ export class StreamTransport implements Transport {
       (error) => this.#peerGone(toError(error)),
     );
     if (options.connected) {
-      this.#state = { kind: "open" };
+      this.#state = OPEN;
       this.#armIdle();
       callSoon(() => {
         if (!this.isClosing() && typeof io.read === "function") {
@@ -312,7 +369,7 @@ export class StreamTransport implements Transport {
       return;
     }
     if (this.isClosing()) return;
-    this.#state = { kind: "closing" };
+    this.#state = CLOSING;
     this.#wakeReader();
     if (this.#bufferSize === 0 && !this.#flushing) this.#forceClose(null);
   }
@@ -453,7 +510,10 @@ export class StreamTransport implements Transport {
 
   /** The current watermarks. */
   getWriteBufferLimits(): { low: number; high: number } {
-    return { low: this.#flow.low, high: this.#flow.high };
+    const flow = this.#flow;
+    return flow === null
+      ? { low: DEFAULT_HIGH_WATER / 4, high: DEFAULT_HIGH_WATER }
+      : { low: flow.low, high: flow.high };
   }
 
   /**
@@ -465,7 +525,7 @@ export class StreamTransport implements Transport {
    * @throws {RangeError} If a limit is negative or NaN, or high < low.
    */
   setWriteBufferLimits(limits?: WriteBufferLimits): void {
-    this.#flow.setLimits(limits);
+    (this.#flow ??= new FlowControl()).setLimits(limits);
     this.#maybePause();
   }
 
@@ -515,7 +575,7 @@ export class StreamTransport implements Transport {
   // ---------------------------------------------------------------- internals
 
   #start(): void {
-    if (this.#state.kind === "starting") this.#state = { kind: "open" };
+    if (this.#state.kind === "starting") this.#state = OPEN;
     this.#armIdle();
     invokeCallback(
       this.#protocol,
@@ -575,6 +635,8 @@ export class StreamTransport implements Transport {
   }
 
   #scheduleIdleCheck(): void {
+    // Made at the first use: a transport without an idle timeout pays nothing.
+    this.#idleCheck ??= () => this.#checkIdle();
     const id = setTimeout(this.#idleCheck, this.#idleMs! / IDLE_SLICES);
     // Like Node's socket timeouts, the timer alone keeps no process alive.
     Deno.unrefTimer(id);
@@ -650,28 +712,38 @@ export class StreamTransport implements Transport {
   /** Where the next read lands for a (non-buffered) Protocol. */
   #nextReadBuffer(): Uint8Array {
     const size = this.#readSize;
-    let slab = this.#slab;
-    let offset = this.#slabOffset;
-    if (slab.length - offset < size) {
-      // The first slab of a connection is one read: an idle one pins little.
-      slab = this.#slab = new Uint8Array(
-        slab === EMPTY
-          ? size
-          : Math.max(size, Math.min(size * SLAB_READS, SLAB_MAX)),
-      );
-      offset = this.#slabOffset = 0;
+    if (this.#young < YOUNG_BYTES) return sharedRegion(size);
+    const slab = this.#slab;
+    const offset = this.#slabOffset;
+    if (slab.length - offset >= size) {
+      return new Uint8Array(slab.buffer, slab.byteOffset + offset, size);
     }
-    return offset === 0 && slab.length === size
-      ? slab
-      : slab.subarray(offset, offset + size);
+    return this.#newSlab(size);
+  }
+
+  #newSlab(size: number): Uint8Array {
+    const now = performance.now();
+    const quiet = this.#slab === EMPTY || now - this.#slabSince > QUIET_MS;
+    this.#slabSince = now;
+    this.#slabOffset = 0;
+    const slab = new Uint8Array(
+      quiet
+        ? (this.#slab === EMPTY
+          ? size
+          : Math.min(size * SLAB_READS_QUIET, SLAB_SIZE))
+        : Math.max(size, SLAB_SIZE),
+    );
+    this.#slab = slab;
+    return slab.length === size ? slab : new Uint8Array(slab.buffer, 0, size);
   }
 
   /** The next read's size, from how much the last one (`n` of `size`) got. */
   #adaptReadSize(n: number, size: number): void {
     if (n >= size) {
-      if (size < MAX_READ_SIZE) {
-        this.#readSize = Math.min(size * 2, MAX_READ_SIZE);
-      }
+      this.#readSize = Math.min(
+        Math.max(size * 2, MIN_READ_SIZE),
+        MAX_READ_SIZE,
+      );
       return;
     }
     let next = MIN_READ_SIZE;
@@ -769,10 +841,15 @@ export class StreamTransport implements Transport {
             n,
           );
         } else {
-          // Keep views 8-byte aligned so a protocol can build typed arrays.
-          this.#slabOffset += (n + 7) & ~7;
+          if (this.#young < YOUNG_BYTES) this.#young += n;
+          else {
+            // Keep views 8-byte aligned so a protocol can build typed arrays.
+            this.#slabOffset += (n + 7) & ~7;
+          }
           this.#dataReceived(
-            n === target.length ? target : target.subarray(0, n),
+            n === target.length
+              ? target
+              : new Uint8Array(target.buffer, target.byteOffset, n),
           );
         }
         this.#delivering = false;
@@ -912,6 +989,7 @@ export class StreamTransport implements Transport {
     };
     this.#state = state;
     this.#stopIdle();
+    this.#uncount();
     let onLost = this.#options.onLost;
     return {
       io: this.#io,
@@ -949,7 +1027,9 @@ export class StreamTransport implements Transport {
     if (this.#flushing) return;
     this.#flushing = true;
     this.#startPending = true;
-    if (!this.#delivering) queueMicrotask(this.#onFlushTask);
+    if (!this.#delivering) {
+      queueMicrotask(this.#onFlushTask ??= () => this.#flushPending());
+    }
   }
 
   /** Starts the write of the chunks queued this tick, if still wanted. */
@@ -975,7 +1055,10 @@ export class StreamTransport implements Transport {
       // inside the caller's write().
       pending = Promise.reject(error);
     }
-    pending.then(this.#onWritten, this.#onWriteFailed);
+    pending.then(
+      this.#onWritten ??= (n) => this.#written(n),
+      this.#onWriteFailed ??= (error) => this.#writeFailed(error),
+    );
   }
 
   /** Takes the next chunk to hand to the OS, joining small ones. */
@@ -1073,13 +1156,13 @@ export class StreamTransport implements Transport {
   }
 
   #maybePause(): void {
-    if (this.#flow.shouldPause(this.#bufferSize)) {
+    if ((this.#flow ??= new FlowControl()).shouldPause(this.#bufferSize)) {
       invokeCallback(this.#protocol, "pauseWriting", this.#onCallbackError);
     }
   }
 
   #maybeResume(): void {
-    if (this.#flow.shouldResume(this.#bufferSize)) {
+    if (this.#flow?.shouldResume(this.#bufferSize)) {
       invokeCallback(this.#protocol, "resumeWriting", this.#onCallbackError);
     }
   }
@@ -1147,11 +1230,19 @@ export class StreamTransport implements Transport {
     else callSoon(lost);
   }
 
+  #uncount(): void {
+    if (this.#counted) {
+      this.#counted = false;
+      openTransports--;
+    }
+  }
+
   #callConnectionLost(error: Error | null): void {
+    this.#uncount();
     try {
       invokeConnectionLost(this, this.#protocol, error);
     } finally {
-      this.#state = { kind: "closed" };
+      this.#state = CLOSED;
       this.#slab = EMPTY;
       this.#options.onLost?.();
     }
