@@ -18,6 +18,7 @@ import {
 } from "./_net.ts";
 import { assertFactory, assertOptions, assertSignal } from "./_validate.ts";
 import { StreamTransport } from "./stream_transport.ts";
+import { checkBackend, chooseBackend, connectNative } from "./_backend.ts";
 
 /** TLS settings of a client connection. */
 export interface TlsConnectOptions {
@@ -53,6 +54,33 @@ export interface ConnectOptions {
   tls?: TlsConnectOptions;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
+  /**
+   * The socket layer: `"deno"` (Deno's socket API), `"native"` (denio's
+   * own epoll reactor over FFI to libc: Linux x86_64 and aarch64, needs
+   * `--allow-ffi`, no TLS) or `"auto"` (native where FFI is permitted, the
+   * platform is supported and no `tls` is given; Deno's API otherwise).
+   * The native module is loaded only when chosen, so this module stays
+   * usable where there is no FFI (Deno Deploy).
+   *
+   * @default {"deno"}
+   *
+   * @example Connect over the native reactor where it can run
+   * ```ts
+   * import { createConnection, createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   * });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   * const [transport] = await createConnection(() => ({}), {
+   *   port,
+   *   backend: "auto",
+   * });
+   * transport.close();
+   * ```
+   */
+  backend?: "native" | "auto" | "deno";
 }
 
 const ACTION = "create connection";
@@ -94,6 +122,7 @@ export async function createConnection<P extends BaseProtocol>(
   assertOptions(options, ACTION, false);
   const kind = checkAddress(options, ACTION, true);
   assertSignal(options.signal, ACTION);
+  checkBackend(options.backend, ACTION);
   const timeout = checkHandshakeTimeout(
     options.tls?.handshakeTimeout,
     ACTION,
@@ -101,9 +130,25 @@ export async function createConnection<P extends BaseProtocol>(
   const signal = options.signal;
   signal?.throwIfAborted();
 
+  const backend = chooseBackend(
+    options.backend,
+    ACTION,
+    options.tls !== undefined,
+  );
   let conn: Deno.Conn;
   const extra: Record<string, unknown> = {};
-  if (kind === "unix") {
+  if (backend === "native") {
+    const native = await connectNative(
+      kind === "unix" ? { transport: "unix", path: options.path! } : {
+        transport: "tcp",
+        hostname: options.hostname ?? "127.0.0.1",
+        port: options.port!,
+      },
+      signal,
+    );
+    if (kind === "tcp" && options.noDelay !== false) native.setNoDelay(true);
+    conn = native;
+  } else if (kind === "unix") {
     if (options.tls !== undefined) {
       throw new TypeError(
         "Cannot create connection as tls is not supported over Unix sockets: current value is an object",

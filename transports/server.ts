@@ -24,6 +24,7 @@ import {
 } from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
 import { StreamTransport } from "./stream_transport.ts";
+import { checkBackend, chooseBackend, listenNative } from "./_backend.ts";
 
 /** TLS settings of a server. */
 export interface TlsServeOptions {
@@ -66,6 +67,29 @@ export interface ServeOptions {
   noDelay?: boolean;
   /** Closes the server (as `close()`) when aborted. */
   signal?: AbortSignal;
+  /**
+   * The socket layer: `"deno"` (Deno's socket API), `"native"` (denio's
+   * own epoll reactor over FFI to libc: Linux x86_64 and aarch64, needs
+   * `--allow-ffi`, no TLS) or `"auto"` (native where FFI is permitted, the
+   * platform is supported and no `tls` is given; Deno's API otherwise).
+   * Callbacks, their order, flow control and extra info are the same on
+   * both; `getExtraInfo("socket")` is the backend's connection object.
+   *
+   * @default {"deno"}
+   *
+   * @example Serve on the native reactor where it can run
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({
+   *   dataReceived(data: Uint8Array) {
+   *     console.log(data.length);
+   *   },
+   * }), { hostname: "127.0.0.1", port: 0, backend: "auto" });
+   * console.log(server.addrs[0]);
+   * ```
+   */
+  backend?: "native" | "auto" | "deno";
 }
 
 type ServerState = "idle" | "serving" | "closed";
@@ -371,7 +395,6 @@ const ACTION = "create server";
  * assertEquals(text, "hello\n");
  * ```
  */
-// deno-lint-ignore require-await -- async so that bad input rejects
 export async function createServer(
   protocolFactory: () => Protocol | BufferedProtocol,
   options: ServeOptions,
@@ -381,6 +404,7 @@ export async function createServer(
   const kind = checkAddress(options, ACTION, false);
   assertSignal(options.signal, ACTION);
   checkHandshakeTimeout(options.tls?.handshakeTimeout, ACTION);
+  checkBackend(options.backend, ACTION);
   if (
     options.startServing !== undefined &&
     typeof options.startServing !== "boolean"
@@ -392,8 +416,22 @@ export async function createServer(
     );
   }
   options.signal?.throwIfAborted();
+  const backend = chooseBackend(
+    options.backend,
+    ACTION,
+    options.tls !== undefined,
+  );
   let listener: Deno.Listener;
-  if (kind === "unix") {
+  if (backend === "native") {
+    if (kind === "unix") removeSocketFile(options.path!);
+    listener = await listenNative(
+      kind === "unix" ? { transport: "unix", path: options.path! } : {
+        transport: "tcp",
+        hostname: options.hostname ?? "0.0.0.0",
+        port: options.port ?? 0,
+      },
+    );
+  } else if (kind === "unix") {
     if (options.tls !== undefined) {
       throw new TypeError(
         "Cannot create server as tls is not supported over Unix sockets: current value is an object",

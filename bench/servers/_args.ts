@@ -16,3 +16,8 @@ export function tlsArgs(): { cert: string; key: string } | undefined {
 export function announce(addr: Deno.Addr): void {
   console.log(`LISTENING ${(addr as Deno.NetAddr).port}`);
 }
+
+/** `--native` on the command line picks denio's native reactor. */
+export function backendArg(): "native" | "deno" {
+  return Deno.args.includes("--native") ? "native" : "deno";
+}

@@ -5,14 +5,14 @@
 // views until they are sent, so a full slab is swapped for the previous one
 // once everything written from that one has left (getWriteBufferSize() tells,
 // as writes leave in order), and replaced by a new slab otherwise.
-// Usage: deno run -A bench/servers/denio_buffered.ts
+// Usage: deno run -A bench/servers/denio_buffered.ts [--native]
 
 import {
   type BufferedProtocol,
   createServer,
   type Transport,
 } from "../../mod.ts";
-import { announce } from "./_args.ts";
+import { announce, backendArg } from "./_args.ts";
 
 const SLAB_SIZE = 1024 * 1024;
 /** The size of each read, as the raw loop's 64 KiB and denio's 256 KiB cap. */
@@ -58,6 +58,7 @@ class BufferedEcho implements BufferedProtocol {
 const server = await createServer(() => new BufferedEcho(), {
   hostname: "127.0.0.1",
   port: 0,
+  backend: backendArg(),
 });
 announce(server.addrs[0]!);
 await server.serveForever();
