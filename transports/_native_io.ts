@@ -554,3 +554,8 @@ async function connectFd(
   );
   if (value[0] !== 0) throw osError(value[0]!);
 }
+
+/** Opens the reactor's own descriptors now (tests count descriptors). */
+export function openReactor(): void {
+  getReactor().open();
+}

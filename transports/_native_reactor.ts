@@ -4,15 +4,19 @@
 // picks `backend: "native"` (or "auto" where FFI is permitted); nothing here
 // runs at import time.
 //
+// The reactor's own two descriptors (epoll and an eventfd) are opened on
+// first use and kept for the life of the process or worker, as Deno's own
+// runtime keeps its epoll instance: they hold no op open, so they never keep
+// the process alive. Every socket descriptor is closed by its owner.
+//
 // The loop: epoll_wait(timeout 0) synchronously; while events keep coming it
 // dispatches them and spins again, at most MAX_SPINS times in a row before it
 // gives Deno's event loop a turn (timers, signals, other ops) with a
 // nonblocking epoll_wait of timeout 0. When nothing is ready it waits with a
 // `nonblocking: true` epoll_wait of at most WAIT_TIMEOUT ms on Deno's
 // blocking pool, which leaves the JS thread free. The loop runs only while a
-// descriptor is registered; when the last one goes the epoll and eventfd
-// descriptors are closed (a wait in flight is woken through the eventfd
-// first), so nothing keeps the process alive.
+// socket is registered; when the last one goes, a wait in flight is woken
+// through the eventfd, so no op is left pending and the process can exit.
 //
 // Every socket is registered once, edge-triggered (EPOLLIN | EPOLLOUT |
 // EPOLLRDHUP | EPOLLET): a handle remembers "readable"/"writable" until a
@@ -286,23 +290,17 @@ class Reactor {
     this.#evfd = evfd;
   }
 
-  /** Nothing registered: wake a wait in flight, or release the descriptors now. */
+  /** Nothing registered: a wait in flight returns now, so no op stays pending. */
   #idle(): void {
-    if (this.#waiting) {
-      this.#counter.fill(0);
-      this.#counter[0] = 1;
-      this.#lib.write(this.#evfd, this.#counter, size(8));
-      return; // The loop closes them once the wait returns.
-    }
-    if (!this.#running) this.#release();
+    if (!this.#waiting) return;
+    this.#counter.fill(0);
+    this.#counter[0] = 1;
+    this.#lib.write(this.#evfd, this.#counter, size(8));
   }
 
-  #release(): void {
-    if (this.#epfd < 0 || this.#handles.size > 0 || this.#waiting) return;
-    closeFd(this.#evfd);
-    closeFd(this.#epfd);
-    this.#epfd = -1;
-    this.#evfd = -1;
+  /** Opens the epoll and eventfd descriptors now (idempotent). */
+  open(): void {
+    if (this.#epfd < 0) this.#open();
   }
 
   async #loop(): Promise<void> {
@@ -341,13 +339,12 @@ class Reactor {
           this.#waiting = false;
         }
         // errno of a nonblocking call lives on another thread: a failure
-        // here is EINTR (or a closed epoll fd, which #release prevents).
+        // here is EINTR; the loop just polls again.
         if (m > 0) this.#dispatch(m);
         await settle();
       }
     } finally {
       this.#running = false;
-      this.#release();
     }
     // A handle registered while the loop was leaving.
     if (this.#handles.size > 0 && !this.#running) {
