@@ -224,6 +224,7 @@ export class NativeConn implements Handle {
   readonly localAddr: Deno.NetAddr | Deno.UnixAddr;
   readable = false;
   writable = true;
+  hup = false;
   #lib: Libc;
   #reactor: Reactor;
   #closed = false;
@@ -257,6 +258,16 @@ export class NativeConn implements Handle {
     }
   }
 
+  /**
+   * Resolves once the socket is readable (bytes, EOF or an error), or
+   * returns undefined when it already is (the core then takes a buffer).
+   */
+  waitReadable(): Promise<void> | undefined {
+    if (this.readable || this.#closed) return undefined;
+    this.#readWaiter ??= Promise.withResolvers();
+    return this.#readWaiter.promise;
+  }
+
   /** Reads into `buffer`: the count, or null at EOF. */
   async read(buffer: Uint8Array): Promise<number | null> {
     const length = Math.min(buffer.length, MAX_IO);
@@ -265,7 +276,12 @@ export class NativeConn implements Handle {
       if (this.#closed) throw closed();
       if (this.readable) {
         const n = this.#lib.recv(this.fd, buffer, size(length), 0);
-        if (n > 0) return n;
+        if (n > 0) {
+          // A short read drained the queue: wait for the next edge rather
+          // than answer EAGAIN first (unless the peer closed: no edge then).
+          if (n < length && !this.hup) this.readable = false;
+          return n;
+        }
         if (n === 0) return null;
         const code = errno();
         if (code === EINTR) continue;
@@ -285,7 +301,11 @@ export class NativeConn implements Handle {
       if (this.#closed) throw closed();
       if (this.writable) {
         const n = this.#lib.send(this.fd, data, size(length), MSG_NOSIGNAL);
-        if (n >= 0) return n;
+        if (n >= 0) {
+          // A short send filled the socket buffer: EPOLLOUT comes when it drains.
+          if (n < length) this.writable = false;
+          return n;
+        }
         const code = errno();
         if (code === EINTR) continue;
         if (code !== EAGAIN) throw osError(code);
@@ -347,6 +367,7 @@ export class NativeListener implements Handle {
   readonly addr: Deno.NetAddr | Deno.UnixAddr;
   readable = false;
   writable = false;
+  hup = false;
   #lib: Libc;
   #reactor: Reactor;
   #closed = false;
@@ -526,6 +547,7 @@ async function connectFd(
     fd,
     readable: false,
     writable: false,
+    hup: false,
     wake() {
       if (this.writable) ready.resolve();
     },

@@ -20,8 +20,10 @@
 //
 // Every socket is registered once, edge-triggered (EPOLLIN | EPOLLOUT |
 // EPOLLRDHUP | EPOLLET): a handle remembers "readable"/"writable" until a
-// recv/send/accept answers EAGAIN, and no buffer is involved until the
-// kernel has bytes.
+// recv/send/accept answers EAGAIN, or a recv/send moves fewer bytes than
+// asked (the queue was drained or the buffer filled: the next byte or the
+// freed space brings a new edge, as tokio assumes), and no buffer is
+// involved until the kernel has bytes.
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -210,6 +212,11 @@ export interface Handle {
   readonly fd: number;
   readable: boolean;
   writable: boolean;
+  /**
+   * Set (for good) once the peer closed or reset its side: readable then
+   * stays true, since no further edge will come.
+   */
+  hup: boolean;
   /** Called after an event set a flag (from the reactor loop). */
   wake(): void;
 }
@@ -369,6 +376,7 @@ class Reactor {
       if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         handle.readable = true;
       }
+      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) handle.hup = true;
       if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) handle.writable = true;
       handle.wake();
     }
