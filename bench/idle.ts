@@ -5,14 +5,15 @@
  *   deno run -A bench/idle.ts            (IDLE_CONNS=19000 by default)
  *
  * For each echo server (pinned to CPU 0) two `idle_client` processes (CPU 1)
- * open IDLE_CONNS connections in all as fast as they can (256 connects in
+ * open IDLE_CONNS connections in all as fast as they can (64 connects in
  * flight each) and then send nothing. The accept rate is IDLE_CONNS over the
  * time from the first connect until the server holds that many more
  * descriptors (/proc/PID/fd); the memory figure is the growth of the
  * server's VmRSS from before the first connect to 1 s after the last
  * accept, divided by IDLE_CONNS. The soft and hard descriptor limit here
  * is 20,000 per process, hence 19,000 rather than 20,000 connections.
- * Needs `cc`; uvloop is measured where python3 has it.
+ * Needs `cc`; uvloop is measured where /usr/bin/python3 has it (Debian's
+ * python3-uvloop). Set IDLE_ONLY to a regular expression to run some rows.
  *
  * @module
  */
@@ -54,7 +55,7 @@ const servers: [string, string[]][] = [
   ["denio Protocol (native)", deno("denio_protocol.ts", "--native")],
   ["raw native loop (64 KiB buffer each)", deno("native_raw.ts")],
   ["Python uvloop Protocol", [
-    "python3",
+    "/usr/bin/python3",
     `${BENCH_DIR}servers/py_asyncio.py`,
     "--uvloop",
   ]],
@@ -107,7 +108,7 @@ async function measure(
   const deadline = t0 + 120_000;
   while (fdCount(pid) < fd0 + COUNT) {
     if (performance.now() > deadline) throw new Error("accepts stalled");
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = (performance.now() - t0) / 1000;
   await new Promise((r) => setTimeout(r, 1000));
@@ -123,7 +124,9 @@ async function measure(
 }
 
 const rows: string[] = [];
+const ONLY = Deno.env.get("IDLE_ONLY");
 for (const [name, cmd] of servers) {
+  if (ONLY && !new RegExp(ONLY, "i").test(name)) continue;
   const kib: number[] = [];
   const rate: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {

@@ -1,5 +1,5 @@
 // Copyright 2026 the denio authors. MIT license.
-// Opens COUNT TCP connections to 127.0.0.1:PORT, at most 256 connects in
+// Opens COUNT TCP connections to 127.0.0.1:PORT, at most INFLIGHT connects in
 // flight, prints {"connected":N,"seconds":S} once every one is established,
 // then holds them all (sending nothing) until stdin closes.
 // Usage: idle_client PORT COUNT
@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#define INFLIGHT 64
 
 static double now(void) {
   struct timespec ts;
@@ -35,7 +37,7 @@ int main(int argc, char **argv) {
   int started = 0, done = 0, inflight = 0;
   double t0 = now();
   while (done < count) {
-    while (started < count && inflight < 256) {
+    while (started < count && inflight < INFLIGHT) {
       int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
       if (fd < 0) {
         perror("socket");
@@ -55,7 +57,7 @@ int main(int argc, char **argv) {
       started++;
       inflight++;
     }
-    int n = epoll_wait(ep, events, 256, 10000);
+    int n = epoll_wait(ep, events, 256, 30000);
     if (n <= 0) {
       fprintf(stderr, "stalled at %d of %d\n", done, count);
       return 1;
