@@ -184,21 +184,29 @@ function unixAddr(path: string): Uint8Array {
   return addr;
 }
 
+const nameStorage = new Uint8Array(SOCKADDR_SIZE);
+const nameLength = new Uint32Array(1);
+const nameLengthBytes = new Uint8Array(nameLength.buffer);
+
 function sockName(
   lib: Libc,
   fd: number,
   peer: boolean,
 ): Deno.NetAddr | Deno.UnixAddr {
-  const storage = new Uint8Array(SOCKADDR_SIZE);
-  const length = new Uint32Array([SOCKADDR_SIZE]);
-  const lengthBytes = new Uint8Array(length.buffer);
+  nameLength[0] = SOCKADDR_SIZE;
   check(
     peer
-      ? lib.getpeername(fd, storage, lengthBytes)
-      : lib.getsockname(fd, storage, lengthBytes),
+      ? lib.getpeername(fd, nameStorage, nameLengthBytes)
+      : lib.getsockname(fd, nameStorage, nameLengthBytes),
     peer ? "getpeername" : "getsockname",
   );
-  return parseAddr(lib, storage, length[0]!);
+  return parseAddr(lib, nameStorage, nameLength[0]!);
+}
+
+/** True for 0.0.0.0 and :: (an accepted socket's address must be asked). */
+function isWildcard(addr: Deno.NetAddr | Deno.UnixAddr): boolean {
+  return addr.transport === "tcp" &&
+    (addr.hostname === "0.0.0.0" || addr.hostname === "::");
 }
 
 function setIntOption(
@@ -372,6 +380,7 @@ export class NativeListener implements Handle {
   #reactor: Reactor;
   #closed = false;
   #waiter: PromiseWithResolvers<void> | null = null;
+  #wildcard: boolean;
   #storage = new Uint8Array(SOCKADDR_SIZE);
   #length = new Uint32Array(1);
   #lengthBytes = new Uint8Array(this.#length.buffer);
@@ -380,6 +389,7 @@ export class NativeListener implements Handle {
   constructor(fd: number, addr: Deno.NetAddr | Deno.UnixAddr) {
     this.fd = fd;
     this.addr = addr;
+    this.#wildcard = isWildcard(addr);
     this.#lib = libc();
     this.#reactor = getReactor();
     this.#reactor.register(this);
@@ -409,9 +419,8 @@ export class NativeListener implements Handle {
         if (fd >= 0) {
           try {
             const remote = parseAddr(lib, this.#storage, this.#length[0]!);
-            const local = this.addr.transport === "unix"
-              ? this.addr
-              : sockName(lib, fd, false);
+            // A listener bound to one address shares its address object.
+            const local = this.#wildcard ? sockName(lib, fd, false) : this.addr;
             return new NativeConn(fd, remote, local);
           } catch (error) {
             closeFd(fd);
