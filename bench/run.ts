@@ -562,6 +562,9 @@ const BUFFERED = "denio BufferedProtocol";
 const NODE = "Node net (socket.pipe)";
 const UVLOOP = "Python uvloop Protocol";
 const IDLE = "denio Protocol + idleTimeout (30 s)";
+const PROTOCOL_NATIVE = "denio Protocol (native)";
+const BUFFERED_NATIVE = "denio BufferedProtocol (native)";
+const RAW_NATIVE = "raw native loop (denio reactor, read/write)";
 
 for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
   const group = `TCP echo, ${conns} connections x ${size / 1024} KiB messages`;
@@ -608,6 +611,31 @@ for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
         ),
       }]
       : []),
+    {
+      group,
+      name: PROTOCOL_NATIVE,
+      unit,
+      absent: cAbsent,
+      target: 0.95,
+      ahead: [UVLOOP],
+      run: echo(denoScript("servers/denio_protocol.ts", "--native")),
+    },
+    {
+      group,
+      name: BUFFERED_NATIVE,
+      unit,
+      absent: cAbsent,
+      target: 0.92,
+      ahead: [UVLOOP],
+      run: echo(denoScript("servers/denio_buffered.ts", "--native")),
+    },
+    {
+      group,
+      name: RAW_NATIVE,
+      unit,
+      absent: cAbsent,
+      run: echo(denoScript("servers/native_raw.ts")),
+    },
     {
       group,
       name: "Deno web streams (readable.pipeTo(writable))",
@@ -801,6 +829,31 @@ async function runBulk(
       unit,
       absent: cAbsent,
       run: churn(denoScript("servers/denio_protocol.ts")),
+    },
+    {
+      group,
+      name: PROTOCOL_NATIVE,
+      unit,
+      absent: cAbsent,
+      run: churn(denoScript("servers/denio_protocol.ts", "--native")),
+    },
+    {
+      group,
+      name: BUFFERED_NATIVE,
+      unit,
+      absent: cAbsent,
+      run: churn(denoScript("servers/denio_buffered.ts", "--native")),
+    },
+    {
+      group,
+      name: UVLOOP,
+      unit,
+      absent: cAbsent ?? ("absent" in py ? py.absent : py.uvloopAbsent),
+      run: churn([
+        "python" in py ? py.python.path : "python3",
+        `${BENCH_DIR}servers/py_asyncio.py`,
+        "--uvloop",
+      ]),
     },
     {
       group,

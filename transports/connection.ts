@@ -20,6 +20,7 @@ import {
 import { encodeProxyHeader, type ProxyHeader } from "./_proxy_protocol.ts";
 import { assertFactory, assertOptions, assertSignal } from "./_validate.ts";
 import { StreamTransport } from "./stream_transport.ts";
+import { checkBackend, chooseBackend, connectNative } from "./_backend.ts";
 
 /** TLS settings of a client connection. */
 export interface TlsConnectOptions {
@@ -131,6 +132,33 @@ export interface ConnectOptions {
    * ```
    */
   proxyHeader?: ProxyHeader;
+  /**
+   * The socket layer: `"deno"` (Deno's socket API), `"native"` (denio's
+   * own epoll reactor over FFI to libc: Linux x86_64 and aarch64, needs
+   * `--allow-ffi`, no TLS) or `"auto"` (native where FFI is permitted, the
+   * platform is supported and no `tls` is given; Deno's API otherwise).
+   * The native module is loaded only when chosen, so this module stays
+   * usable where there is no FFI (Deno Deploy).
+   *
+   * @default {"deno"}
+   *
+   * @example Connect over the native reactor where it can run
+   * ```ts
+   * import { createConnection, createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   * });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   * const [transport] = await createConnection(() => ({}), {
+   *   port,
+   *   backend: "auto",
+   * });
+   * transport.close();
+   * ```
+   */
+  backend?: "native" | "auto" | "deno";
 }
 
 const ACTION = "create connection";
@@ -174,6 +202,7 @@ export async function createConnection<P extends BaseProtocol>(
   const kind = checkAddress(options, ACTION, true);
   assertSignal(options.signal, ACTION);
   checkServiceOptions(options, kind, ACTION);
+  checkBackend(options.backend, ACTION);
   const timeout = checkHandshakeTimeout(
     options.tls?.handshakeTimeout,
     ACTION,
@@ -184,9 +213,27 @@ export async function createConnection<P extends BaseProtocol>(
   const signal = options.signal;
   signal?.throwIfAborted();
 
+  const backend = chooseBackend(
+    options.backend,
+    ACTION,
+    options.tls !== undefined,
+  );
   let conn: Deno.Conn;
   const extra: Record<string, unknown> = {};
-  if (kind === "unix") {
+  if (backend === "native") {
+    const native = await connectNative(
+      kind === "unix" ? { transport: "unix", path: options.path! } : {
+        transport: "tcp",
+        hostname: options.hostname ?? "127.0.0.1",
+        port: options.port!,
+      },
+      signal,
+    );
+    if (kind === "tcp" && options.noDelay !== false) native.setNoDelay(true);
+    if (options.keepAlive === true) native.setKeepAlive(true);
+    conn = native;
+    if (proxyHeader !== undefined) await writeAll(native, proxyHeader);
+  } else if (kind === "unix") {
     if (options.tls !== undefined) {
       throw new TypeError(
         "Cannot create connection as tls is not supported over Unix sockets: current value is an object",

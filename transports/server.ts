@@ -37,6 +37,7 @@ import {
   checkProxyTls,
   type ProxySettings,
 } from "./_proxy_server.ts";
+import { checkBackend, chooseBackend, listenNative } from "./_backend.ts";
 
 /** TLS settings of a server. */
 export interface TlsServeOptions {
@@ -259,6 +260,29 @@ export interface ServeOptions {
    * @default {5000}
    */
   proxyProtocolTimeout?: number;
+  /**
+   * The socket layer: `"deno"` (Deno's socket API), `"native"` (denio's
+   * own epoll reactor over FFI to libc: Linux x86_64 and aarch64, needs
+   * `--allow-ffi`, no TLS) or `"auto"` (native where FFI is permitted, the
+   * platform is supported and no `tls` is given; Deno's API otherwise).
+   * Callbacks, their order, flow control and extra info are the same on
+   * both; `getExtraInfo("socket")` is the backend's connection object.
+   *
+   * @default {"deno"}
+   *
+   * @example Serve on the native reactor where it can run
+   * ```ts
+   * import { createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({
+   *   dataReceived(data: Uint8Array) {
+   *     console.log(data.length);
+   *   },
+   * }), { hostname: "127.0.0.1", port: 0, backend: "auto" });
+   * console.log(server.addrs[0]);
+   * ```
+   */
+  backend?: "native" | "auto" | "deno";
 }
 
 type ServerState = "idle" | "serving" | "closed";
@@ -677,7 +701,6 @@ const ACTION = "create server";
  * assertEquals(text, "hello\n");
  * ```
  */
-// deno-lint-ignore require-await -- async so that bad input rejects
 export async function createServer(
   protocolFactory: () => Protocol | BufferedProtocol,
   options: ServeOptions,
@@ -711,6 +734,7 @@ export async function createServer(
     }
   }
   // With proxyProtocol a TLS server listens on plain TCP, which has it.
+  checkBackend(options.backend, ACTION);
   if (
     options.keepAlive === true && options.tls !== undefined &&
     proxy === undefined
@@ -720,8 +744,23 @@ export async function createServer(
     );
   }
   options.signal?.throwIfAborted();
+  const backend = chooseBackend(
+    options.backend,
+    ACTION,
+    options.tls !== undefined,
+  );
   let listener: Deno.Listener;
-  if (kind === "unix") {
+  if (backend === "native") {
+    if (kind === "unix") removeSocketFile(options.path!);
+    listener = await listenNative(
+      kind === "unix" ? { transport: "unix", path: options.path! } : {
+        transport: "tcp",
+        hostname: options.hostname ?? "0.0.0.0",
+        port: options.port ?? 0,
+        ...(options.reusePort ? { reusePort: true } : {}),
+      },
+    );
+  } else if (kind === "unix") {
     if (options.tls !== undefined) {
       throw new TypeError(
         "Cannot create server as tls is not supported over Unix sockets: current value is an object",

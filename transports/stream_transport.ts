@@ -50,6 +50,14 @@ export interface StreamIo {
   /** Shuts down the write side. Absent where there is no half-close. */
   closeWrite?(): Promise<void>;
   /**
+   * Optional, for readiness-based adapters (the native reactor): resolves
+   * once a `read` would not wait (bytes, EOF or an error are there), or
+   * returns `undefined` when that is already so. The core then takes its
+   * read buffer (for a Protocol) only when bytes are ready, so an idle
+   * connection pins none.
+   */
+  waitReadable?(): Promise<void> | undefined;
+  /**
    * Releases the resource; pending reads and writes then fail. `error` is
    * why (`null` for a clean close or an abort). A returned promise delays
    * `connectionLost` until it settles (a TLS tunnel draining).
@@ -765,6 +773,13 @@ export class StreamTransport implements Transport {
         }
         if (this.#readPaused) {
           await this.#waitForResume();
+          continue;
+        }
+        // A BufferedProtocol's getBuffer() is still called up front, as
+        // on every adapter: only the core's own read buffer waits.
+        const ready = this.#buffered ? undefined : this.#io.waitReadable?.();
+        if (ready !== undefined) {
+          await ready;
           continue;
         }
         let target: Uint8Array;

@@ -25,3 +25,8 @@ export function numberArg(flag: string): number | undefined {
   if (!Number.isFinite(value)) throw new TypeError(`${flag} needs a number`);
   return value;
 }
+
+/** `--native` on the command line picks denio's native reactor. */
+export function backendArg(): "native" | "deno" {
+  return Deno.args.includes("--native") ? "native" : "deno";
+}

@@ -1,13 +1,13 @@
 // Copyright 2026 the denio authors. MIT license.
 // Echo server: a denio Protocol whose dataReceived writes the data back.
 // Usage: deno run -A --unstable-net bench/servers/denio_protocol.ts
-//          [--tls CERT KEY] [--idle-timeout MS] [--processes N]
+//          [--tls CERT KEY] [--native] [--idle-timeout MS] [--processes N]
 // --idle-timeout sets ServeOptions.idleTimeout (the cost of the idle timer on
 // a busy connection); --processes N starts N workers of this script on one
 // port with reusePort and announces the port once all of them listen.
 
 import { createServer, type Protocol, type Transport } from "../../mod.ts";
-import { announce, numberArg, tlsArgs } from "./_args.ts";
+import { announce, backendArg, numberArg, tlsArgs } from "./_args.ts";
 
 class Echo implements Protocol {
   #transport: Transport | undefined;
@@ -76,6 +76,7 @@ if (processes !== undefined && !worker) {
     ...(tls ? { tls } : {}),
     ...(idleTimeout ? { idleTimeout } : {}),
     ...(worker ? { reusePort: true } : {}),
+    backend: backendArg(),
   });
   announce(server.addrs[0]!);
   if (worker) {
