@@ -487,6 +487,47 @@ Deno.test("ServeOptions.reusePort lets two servers share a port (net unstable fl
   await second.waitClosed();
 });
 
+Deno.test({
+  name:
+    'ServeOptions.reusePort, keepAlive and idleTimeout with backend: "native"',
+  ignore: Deno.build.os !== "linux" ||
+    (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64"),
+  async fn() {
+    const first = await createServer(() => new Recorder([], true), {
+      hostname: "127.0.0.1",
+      port: 0,
+      reusePort: true,
+      backend: "native",
+    });
+    const { port } = first.addrs[0] as Deno.NetAddr;
+    const made: Recorder[] = [];
+    const second = await createServer(() => {
+      const recorder = new Recorder();
+      made.push(recorder);
+      return recorder;
+    }, {
+      hostname: "127.0.0.1",
+      port,
+      reusePort: true,
+      backend: "native",
+      idleTimeout: 100,
+      keepAlive: true,
+    });
+    // Connections spread over both; the second's are reaped when idle.
+    const conns: Deno.Conn[] = [];
+    for (let i = 0; i < 16; i++) conns.push(await Deno.connect({ port }));
+    await waitFor(() => made.length > 0, "a connection on the second server");
+    const error = await within(made[0]!.lost.promise, "the idle timeout", WAIT);
+    assertInstanceOf(error, Deno.errors.TimedOut);
+    for (const conn of conns) conn.close();
+    for (const server of [first, second]) {
+      server.close();
+      server.closeClients();
+      await server.waitClosed();
+    }
+  },
+});
+
 Deno.test("ServeOptions.reusePort without the net unstable flag is a NotSupported error, not an exit", async () => {
   const script = `
     import { createServer } from ${
