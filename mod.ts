@@ -70,6 +70,7 @@ export {
   type TlsServeOptions,
 } from "./transports/server.ts";
 export { startTls, type StartTlsOptions } from "./transports/tls.ts";
+export type { ProxyHeader, ProxyTlv } from "./transports/_proxy_protocol.ts";
 export {
   connectReadPipe,
   connectWritePipe,
@@ -150,6 +151,37 @@ export interface BaseProtocol {
   pauseWriting?(): void;
   /** The transport's write buffer drained to its low watermark. */
   resumeWriting?(): void;
+  /**
+   * The transport's idle timeout expired (no byte read or written for that
+   * long; see `setIdleTimeout` and the `idleTimeout` option). Return `true`
+   * to stay open and start the timer again; otherwise the transport is
+   * aborted and `connectionLost` gets a `Deno.errors.TimedOut`. Called from a
+   * queued microtask; it must answer synchronously.
+   *
+   * @example Ping a quiet peer once before giving up
+   * ```ts
+   * import type { Protocol, Transport } from "@denio/protocols";
+   *
+   * class Pinger implements Protocol {
+   *   #transport?: Transport;
+   *   #pinged = false;
+   *   connectionMade(transport: Transport) {
+   *     this.#transport = transport;
+   *     transport.setIdleTimeout(15_000);
+   *   }
+   *   dataReceived() {
+   *     this.#pinged = false;
+   *   }
+   *   timeoutReached(): boolean {
+   *     if (this.#pinged) return false; // abort: TimedOut
+   *     this.#pinged = true;
+   *     this.#transport!.write(new TextEncoder().encode("PING\r\n"));
+   *     return true; // wait one more period
+   *   }
+   * }
+   * ```
+   */
+  timeoutReached?(): boolean | void;
 }
 
 /**
@@ -286,6 +318,11 @@ export interface ReadTransport extends BaseTransport {
   pauseReading(): void;
   /** Resumes delivery. Idempotent. */
   resumeReading(): void;
+  /**
+   * After `ms` milliseconds without a byte read or written, calls the
+   * protocol's `timeoutReached()`; `null` or `0` turns it off.
+   */
+  setIdleTimeout(ms: number | null): void;
 }
 
 /** The write side of a transport, with asyncio's write-buffer flow control. */
@@ -311,6 +348,11 @@ export interface WriteTransport extends BaseTransport {
   getWriteBufferLimits(): { low: number; high: number };
   /** Sets the watermarks (high alone gives low = high / 4). */
   setWriteBufferLimits(limits?: { high?: number; low?: number }): void;
+  /**
+   * After `ms` milliseconds without a byte read or written, calls the
+   * protocol's `timeoutReached()`; `null` or `0` turns it off.
+   */
+  setIdleTimeout(ms: number | null): void;
 }
 
 /** A bidirectional stream transport. */

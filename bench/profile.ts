@@ -9,7 +9,8 @@
  * SERVER is a file name in bench/servers/ (default denio_protocol.ts);
  * defaults: 50 connections, 1024-byte messages, 5 seconds. BENCH_MODE picks
  * the load: echo (default), churn, udp or tls (a throwaway certificate is
- * made with openssl). Self times are also given per operation. Needs
+ * made with openssl); BENCH_SERVER_ARGS adds arguments to the server's
+ * command line (e.g. "--native"). Self times are also given per operation. Needs
  * bench/results/bin/echo_client, which `deno task bench` compiles (or
  * `cc -O2 -o bench/results/bin/echo_client bench/echo_client.c`). The raw
  * profile is kept in bench/results/profiles/ for Chrome DevTools.
@@ -28,7 +29,9 @@ async function profileServer(): Promise<string> {
   const size = Deno.args[2] ?? "1024";
   const seconds = Number(Deno.args[3] ?? "5");
   const mode = Deno.env.get("BENCH_MODE") ?? "echo";
-  const extra: string[] = [];
+  // BENCH_SERVER_ARGS: extra arguments for the server (e.g. --native).
+  const extra: string[] = (Deno.env.get("BENCH_SERVER_ARGS") ?? "").split(" ")
+    .filter((arg) => arg !== "");
   if (mode === "tls") {
     const dir = await Deno.makeTempDir({ prefix: "denio-profile-" });
     const made = await new Deno.Command("openssl", {

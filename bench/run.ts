@@ -481,13 +481,28 @@ function loadClient(
 }
 
 /** User + system CPU seconds of process `pid` so far (Linux), else NaN. */
+/**
+ * CPU seconds of `pid` and the processes it started (a server with workers),
+ * those still running: a worker's time counts while it runs.
+ */
 function processCpu(pid: number): number {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    let total = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    for (const child of childPids(pid)) total += processCpu(child);
+    return total;
   } catch {
     return NaN;
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim()
+      .split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 
@@ -503,10 +518,11 @@ async function loadRun(
   conns: number,
   size: number,
   seconds: number,
+  serverCpu: string = SERVER_CPU,
 ): Promise<Measurement> {
   const result = await withServer(
     cmd,
-    SERVER_CPU,
+    serverCpu,
     async (port, child): Promise<Record<string, number>> => {
       const before = processCpu(child.pid);
       const out = await client(
@@ -553,6 +569,10 @@ const PROTOCOL = "denio Protocol";
 const BUFFERED = "denio BufferedProtocol";
 const NODE = "Node net (socket.pipe)";
 const UVLOOP = "Python uvloop Protocol";
+const IDLE = "denio Protocol + idleTimeout (30 s)";
+const PROTOCOL_NATIVE = "denio Protocol (native)";
+const BUFFERED_NATIVE = "denio BufferedProtocol (native)";
+const RAW_NATIVE = "raw native loop (denio reactor, read/write)";
 
 for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
   const group = `TCP echo, ${conns} connections x ${size / 1024} KiB messages`;
@@ -587,6 +607,42 @@ for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
       target: 1.0,
       ahead: [NODE, UVLOOP],
       run: echo(denoScript("servers/denio_buffered.ts")),
+    },
+    ...(size === 1024
+      ? [{
+        group,
+        name: IDLE,
+        unit,
+        absent: cAbsent,
+        run: echo(
+          denoScript("servers/denio_protocol.ts", "--idle-timeout", "30000"),
+        ),
+      }]
+      : []),
+    {
+      group,
+      name: PROTOCOL_NATIVE,
+      unit,
+      absent: cAbsent,
+      target: 0.95,
+      ahead: [UVLOOP],
+      run: echo(denoScript("servers/denio_protocol.ts", "--native")),
+    },
+    {
+      group,
+      name: BUFFERED_NATIVE,
+      unit,
+      absent: cAbsent,
+      target: 0.92,
+      ahead: [UVLOOP],
+      run: echo(denoScript("servers/denio_buffered.ts", "--native")),
+    },
+    {
+      group,
+      name: RAW_NATIVE,
+      unit,
+      absent: cAbsent,
+      run: echo(denoScript("servers/native_raw.ts")),
     },
     {
       group,
@@ -623,6 +679,49 @@ for (const [conns, size] of [[50, 1024], [10, 65536]] as const) {
       unit,
       absent: cAbsent,
       run: echo([`${BIN_DIR}/echo_server`, "tcp"]),
+    },
+  );
+}
+
+{
+  // SO_REUSEPORT workers. The load client holds core 1, so two workers on
+  // core 0 show what the split costs, and two free to use both cores show
+  // how much a second core helps while it is shared with the client; this
+  // 2-core machine cannot show two uncontended server cores.
+  const group = "TCP echo, 50 connections x 1 KiB, several processes";
+  const unit = "round trips/s";
+  const echo =
+    (cpu: string, ...args: string[]) => async (): Promise<Measurement> =>
+      await loadRun(
+        denoScript("servers/denio_protocol.ts", ...args),
+        "echo",
+        50,
+        1024,
+        SECONDS,
+        cpu,
+      );
+  cases.push(
+    {
+      group,
+      name: "denio Protocol, 1 process (core 0)",
+      unit,
+      baseline: true,
+      absent: cAbsent,
+      run: echo(SERVER_CPU),
+    },
+    {
+      group,
+      name: "denio Protocol, 2 processes with reusePort (both on core 0)",
+      unit,
+      absent: cAbsent,
+      run: echo(SERVER_CPU, "--processes", "2"),
+    },
+    {
+      group,
+      name: "denio Protocol, 2 processes with reusePort (cores 0 and 1)",
+      unit,
+      absent: cAbsent,
+      run: echo("0,1", "--processes", "2"),
     },
   );
 }
@@ -738,6 +837,31 @@ async function runBulk(
       unit,
       absent: cAbsent,
       run: churn(denoScript("servers/denio_protocol.ts")),
+    },
+    {
+      group,
+      name: PROTOCOL_NATIVE,
+      unit,
+      absent: cAbsent,
+      run: churn(denoScript("servers/denio_protocol.ts", "--native")),
+    },
+    {
+      group,
+      name: BUFFERED_NATIVE,
+      unit,
+      absent: cAbsent,
+      run: churn(denoScript("servers/denio_buffered.ts", "--native")),
+    },
+    {
+      group,
+      name: UVLOOP,
+      unit,
+      absent: cAbsent ?? ("absent" in py ? py.absent : py.uvloopAbsent),
+      run: churn([
+        "python" in py ? py.python.path : "python3",
+        `${BENCH_DIR}servers/py_asyncio.py`,
+        "--uvloop",
+      ]),
     },
     {
       group,

@@ -47,7 +47,12 @@ export interface FramingErrorOptions {
 export class FramingError extends Error {
   /** Always `"FramingError"`. */
   override name = "FramingError";
-  /** The bytes of the incomplete message at EOF; empty for other failures. */
+  /**
+   * The bytes of the incomplete message at EOF; empty for other failures.
+   * A framing protocol hands over a view of its receive buffer, not a copy
+   * (copying a large pending body for every peer that leaves mid-message
+   * stalled the event loop), so the buffer lives as long as the error is kept.
+   */
   readonly partial: Uint8Array;
 
   /**

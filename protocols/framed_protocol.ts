@@ -16,6 +16,7 @@
 
 import type { BufferedProtocol, Transport } from "../mod.ts";
 import { callExceptionHandler } from "../transports/exception_handler.ts";
+import { reportBuffered } from "../transports/stream_transport.ts";
 import {
   checkBytes,
   type Decoder,
@@ -305,7 +306,7 @@ export abstract class FramedProtocol implements BufferedProtocol {
     if (this.#end > this.#start) {
       this.#fail(
         this.#decoder.incomplete(
-          this.#slab.slice(this.#start, this.#end),
+          this.#slab.subarray(this.#start, this.#end),
         ),
       );
       return;
@@ -343,7 +344,16 @@ export abstract class FramedProtocol implements BufferedProtocol {
       }
     } finally {
       this.#processing = false;
+      this.#report();
     }
+  }
+
+  /** Tells the transport how many received bytes are held (its budget). */
+  #report(): void {
+    const transport = this.#transport as
+      | { [reportBuffered]?: (bytes: number) => void }
+      | null;
+    transport?.[reportBuffered]?.(this.#end - this.#start);
   }
 
   /** The peer broke the framing: stop buffering, close, report `error`. */
@@ -384,5 +394,6 @@ export abstract class FramedProtocol implements BufferedProtocol {
     this.#slab = EMPTY;
     this.#start = 0;
     this.#end = 0;
+    this.#report();
   }
 }

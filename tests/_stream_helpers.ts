@@ -13,6 +13,7 @@ import {
   type Transport,
 } from "../mod.ts";
 import { sleep, within as withinMs } from "./_timing.ts";
+import { commandMissing } from "./_peers.ts";
 
 /** How long a test waits for one expected event before failing. */
 export const WAIT_MS = 15_000;
@@ -571,16 +572,12 @@ export async function runCommand(
 }
 
 /**
- * True when `command args` runs and exits 0. Tests that need an external
- * tool compute `ignore:` from this up front and print why they skip.
+ * True when `command args` runs and exits 0.
+ *
+ * @deprecated Use `peerMissing()` from `./_peers.ts`, which also says why.
  */
 export function hasCommand(command: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(command, { args, stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
+  return commandMissing(command, args) === null;
 }
 
 /**

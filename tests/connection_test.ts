@@ -16,7 +16,6 @@ import {
 } from "../mod.ts";
 import {
   bytes,
-  hasCommand,
   LineProcess,
   pattern,
   readAll,
@@ -25,6 +24,7 @@ import {
   startEchoServer,
   within,
 } from "./_stream_helpers.ts";
+import { peerMissing } from "./_peers.ts";
 
 Deno.test("createConnection() resolves to [transport, protocol] once connectionMade() has run", async () => {
   const { server, port } = await startEchoServer();
@@ -219,8 +219,7 @@ Deno.test("createConnection() rejects bad input with TypeError or RangeError bef
 
 // -------------------------------------------- against CPython's own asyncio
 
-const HAS_PYTHON = hasCommand("python3", ["--version"]);
-if (!HAS_PYTHON) console.log("python3 not found: skipping the asyncio tests");
+const HAS_PYTHON = peerMissing("python3") === null;
 
 /** An asyncio Protocol server that logs its callbacks, replies after EOF and closes. */
 const PYTHON_PROTOCOL_SERVER = `

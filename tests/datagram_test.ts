@@ -21,6 +21,7 @@ import {
   setExceptionHandler,
 } from "../mod.ts";
 import { sleep, within as withinMs } from "./_timing.ts";
+import { peerMissing } from "./_peers.ts";
 
 type Backend = "deno" | "node";
 const BACKENDS: Backend[] = ["deno", "node"];
@@ -1040,14 +1041,7 @@ for (const flags of [[], ["--unstable-net"]]) {
   });
 }
 
-const socat = await new Deno.Command("socat", {
-  args: ["-V"],
-  stdout: "null",
-  stderr: "null",
-})
-  .output()
-  .then((output) => output.success, () => false);
-if (!socat) console.log("socat not found: the socat test is skipped");
+const socat = peerMissing("socat") === null;
 
 Deno.test({
   name: "examples/udp_echo.ts echoes what socat sends",

@@ -12,10 +12,10 @@ import {
 import {
   bytes,
   type CommandResult,
-  hasCommand,
   LineProcess,
   runCommand,
 } from "./_stream_helpers.ts";
+import { peerMissing } from "./_peers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 
@@ -84,7 +84,61 @@ Deno.test("examples/echo_server.ts and echo_client.ts talk over TCP; SIGINT clos
   );
   assertEquals(await server.interrupt(), 0);
   assertMatch(server.lines.join("\n"), /connection from 127\.0\.0\.1:\d+\n/);
-  assert(server.lines.includes("shutting down"));
+  assert(server.lines.some((line) => /^echo server shutting down/.test(line)));
+});
+
+Deno.test("examples/echo_server.ts --processes 2 serves one port from two workers; SIGTERM stops them gracefully", async () => {
+  await using server = startServer([
+    "--allow-net",
+    "--allow-run",
+    "--unstable-net",
+    example("echo_server.ts"),
+    "--processes",
+    "2",
+    "--port",
+    "0",
+    "--hostname",
+    "127.0.0.1",
+    "--grace",
+    "2000",
+  ]);
+  const listening = await server.waitForLine(
+    /^echo server listening on 127\.0\.0\.1:\d+ \(2 processes\)$/,
+  );
+  const port = Number(listening.match(/:(\d+) /)?.[1]);
+  const workers = server.lines.filter((l) =>
+    / listening on /.test(l) && /^worker/.test(l)
+  );
+  assertEquals(workers.length, 2);
+  // The kernel spreads connections by a hash of the client's port: across
+  // 24 connections both workers serve (all on one: 2 in 2^24).
+  for (let i = 0; i < 24; i++) {
+    const conn = await Deno.connect({ port });
+    await conn.write(bytes(`hello ${i}`));
+    await conn.closeWrite();
+    const echoed = await new Response(conn.readable).text();
+    assertEquals(echoed, `hello ${i}`);
+  }
+  await server.waitForLine(/closed, \d+ bytes echoed$/);
+  // A client that stays connected is closed by the graceful stop.
+  const idle = await Deno.connect({ port });
+  await idle.write(bytes("x"));
+  const x = new Uint8Array(1);
+  assertEquals(await idle.read(x), 1);
+  server.kill("SIGTERM");
+  await server.waitForLine(/^echo server closed$/);
+  assertEquals((await server.status()).code, 0);
+  assertEquals(await idle.read(x), null);
+  idle.close();
+  const pids = new Set(
+    server.lines.map((l) => l.match(/^worker (\d+): connection from/)?.[1])
+      .filter((pid) => pid !== undefined),
+  );
+  assertEquals(pids.size, 2, server.lines.join("\n"));
+  assertEquals(
+    server.lines.filter((l) => /^worker \d+ closed$/.test(l)).length,
+    2,
+  );
 });
 
 Deno.test("examples/echo_server.ts and echo_client.ts talk over a Unix socket", async () => {
@@ -142,10 +196,8 @@ Deno.test("examples/demo.ts shows the exchange and flow control, then exits by i
 
 // ------------------------------------------------- peers no one here wrote
 
-const HAS_SOCAT = hasCommand("socat", ["-V"]);
-if (!HAS_SOCAT) console.log("socat not found: skipping the socat tests");
-const HAS_PYTHON = hasCommand("python3", ["--version"]);
-if (!HAS_PYTHON) console.log("python3 not found: skipping the Python tests");
+const HAS_SOCAT = peerMissing("socat") === null;
+const HAS_PYTHON = peerMissing("python3") === null;
 
 Deno.test({
   name: "socat gets its echo from examples/echo_server.ts over TCP and Unix",

@@ -36,7 +36,7 @@ import {
   waitFor,
   within,
 } from "./_reliability_helpers.ts";
-import { opensslMissing } from "./_certs.ts";
+import { peerMissing } from "./_peers.ts";
 
 /** Asserts a faulty transport ended with one connectionLost(peer-gone error) and no context. */
 async function assertLostToPeer(bed: FaultBed, recording: Recording) {
@@ -54,14 +54,10 @@ async function assertLostToPeer(bed: FaultBed, recording: Recording) {
   assertEquals(bed.contexts, []);
 }
 
-const TLS_SKIP = opensslMissing();
-if (TLS_SKIP !== null) console.log(`skipping the TLS fault tests: ${TLS_SKIP}`);
-
 for (const kind of ["tcp", "unix", "tls"] as const) {
   Deno.test({
     name:
       `StreamTransport (${kind}) ends with connectionLost(ConnectionReset or BrokenPipe) when the peer resets in the middle of a write, and the server keeps serving`,
-    ignore: kind === "tls" && TLS_SKIP !== null,
     fn: async () => {
       await using bed = await faultBed(kind);
       const recording = new Recording(firehose(BIG));
@@ -594,17 +590,7 @@ await server.waitClosed();
 console.log(JSON.stringify({ served, messages }));
 `;
 
-const shMissing = (() => {
-  try {
-    return new Deno.Command("sh", { args: ["-c", "ulimit -n 64"] })
-        .outputSync().success
-      ? null
-      : "sh cannot lower ulimit -n";
-  } catch {
-    return "no sh to run a child with a lower ulimit -n";
-  }
-})();
-if (shMissing !== null) console.log(`skipping the EMFILE test: ${shMissing}`);
+const shMissing = peerMissing("sh", ["-c", "ulimit -n 64"]);
 
 Deno.test({
   name:

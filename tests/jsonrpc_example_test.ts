@@ -10,7 +10,8 @@ import {
   type JsonRpcState,
 } from "../examples/stdio_jsonrpc_server.ts";
 import { JsonRpcError, startServer } from "../examples/stdio_jsonrpc_client.ts";
-import { hasCommand, runCommand } from "./_stream_helpers.ts";
+import { runCommand } from "./_stream_helpers.ts";
+import { peerMissing } from "./_peers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const SERVER = new URL("examples/stdio_jsonrpc_server.ts", ROOT).pathname;
@@ -214,10 +215,7 @@ Deno.test("examples/stdio_jsonrpc_client.ts prints the results of its calls", as
   ]);
 });
 
-const HAS_PYTHON = hasCommand("python3", ["--version"]);
-if (!HAS_PYTHON) {
-  console.log("python3 not found: skipping the asyncio JSON-RPC client test");
-}
+const HAS_PYTHON = peerMissing("python3") === null;
 
 Deno.test({
   name: "A CPython asyncio client gets correct answers from the stdio server",

@@ -13,7 +13,6 @@ import {
 } from "../examples/resp_server.ts";
 import { MemoryPeer, settle } from "../protocols/testing.ts";
 import {
-  hasCommand,
   LineProcess,
   readAll,
   readExactly,
@@ -21,6 +20,7 @@ import {
   within,
   writeAll,
 } from "./_stream_helpers.ts";
+import { peerMissing } from "./_peers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const encoder = new TextEncoder();
@@ -176,12 +176,8 @@ Deno.test("resp_server over TCP: pipelining, binary-safe values and a shared sto
   conn.close();
 });
 
-const redisCli = hasCommand("redis-cli", ["--version"]);
-const redisServer = hasCommand("redis-server", ["--version"]);
-if (!redisCli) console.log("redis-cli not found: skipping redis-cli tests");
-if (!redisServer) {
-  console.log("redis-server not found: skipping the comparison with redis");
-}
+const redisCli = peerMissing("redis-cli") === null;
+const redisServer = peerMissing("redis-server") === null;
 
 /** Commands redis-cli reads from stdin, one a line. */
 const CLI_SCRIPT = [

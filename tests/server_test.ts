@@ -24,7 +24,6 @@ import {
   collapse,
   collectExceptions,
   EchoProtocol,
-  hasCommand,
   nextMacrotask,
   pattern,
   readAll,
@@ -38,6 +37,7 @@ import {
   within,
   writeAll,
 } from "./_stream_helpers.ts";
+import { peerMissing } from "./_peers.ts";
 
 /** Connects a RecordingProtocol client to 127.0.0.1:port. */
 async function connect(
@@ -500,8 +500,7 @@ Deno.test("createServer() rejects bad input with TypeError or RangeError", async
 
 // -------------------------------------------- against CPython's own asyncio
 
-const HAS_PYTHON = hasCommand("python3", ["--version"]);
-if (!HAS_PYTHON) console.log("python3 not found: skipping the asyncio tests");
+const HAS_PYTHON = peerMissing("python3") === null;
 
 /** An asyncio Protocol client: sends N bytes, half-closes, counts the echo. */
 const PYTHON_PROTOCOL_CLIENT = `

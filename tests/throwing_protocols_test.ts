@@ -35,7 +35,7 @@ import {
   waitFor,
   within,
 } from "./_reliability_helpers.ts";
-import { makeTestCerts, opensslMissing } from "./_certs.ts";
+import { makeTestCerts } from "./_certs.ts";
 
 /** A stream protocol (plain or buffered) that throws `thrown` from `name`. */
 class Thrower {
@@ -176,9 +176,6 @@ async function drain(conn: Deno.Conn): Promise<void> {
   );
 }
 
-const TLS_SKIP = opensslMissing();
-if (TLS_SKIP !== null) console.log(`skipping the TLS cases: ${TLS_SKIP}`);
-
 for (
   const [kind, { name, buffered, provoke }] of (["tcp", "tls"] as const)
     .flatMap((kind) => STREAM_CASES.map((c) => [kind, c] as const))
@@ -187,7 +184,6 @@ for (
     name: `StreamTransport (${kind}) reports a throwing ${
       buffered ? "BufferedProtocol" : "Protocol"
     }.${name}() once to the exception handler, aborts with connectionLost(thrown) and keeps the server serving`,
-    ignore: kind === "tls" && TLS_SKIP !== null,
     fn: async () => {
       await using bed = await faultBed(kind);
       const thrown = new Error(`thrown by ${name}`);
@@ -533,7 +529,6 @@ for (
 Deno.test({
   name:
     "startTls(): a protocol that throws after the upgrade is reported once and gets one connectionLost(thrown)",
-  ignore: TLS_SKIP !== null,
   async fn() {
     using unhandled = trapUnhandled();
     using recorder = recordContexts();

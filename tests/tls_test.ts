@@ -19,23 +19,11 @@ import {
   type StartTlsOptions,
   type Transport,
 } from "../mod.ts";
-import { makeTestCerts, opensslMissing, type TestCerts } from "./_certs.ts";
+import { makeSelfSignedCert, makeTestCerts } from "./_certs.ts";
+import { peerMissing } from "./_peers.ts";
 
-const missing = opensslMissing();
-if (missing !== null) console.log(`tls_test.ts: skipped: ${missing}`);
-const ignore = missing !== null;
-
-let certs: TestCerts = {
-  caCert: "",
-  cert: "",
-  key: "",
-  otherCaCert: "",
-  dir: "",
-};
-if (!ignore) {
-  certs = await makeTestCerts();
-  await Deno.remove(certs.dir, { recursive: true });
-}
+const certs = await makeTestCerts();
+await Deno.remove(certs.dir, { recursive: true });
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -141,7 +129,6 @@ async function withHandler(
 Deno.test({
   name:
     "createConnection() with tls echoes through a createServer() TLS server",
-  ignore,
   async fn() {
     const servers: Echo[] = [];
     await using server = await tlsServer(() => {
@@ -179,7 +166,6 @@ Deno.test({
 
 Deno.test({
   name: "TLS transports report peername, sockname, socket and alpnProtocol",
-  ignore,
   async fn() {
     const serverSide = new Recorder();
     await using server = await tlsServer(() => serverSide, {
@@ -208,7 +194,6 @@ Deno.test({
 
 Deno.test({
   name: "TLS without a common ALPN protocol gives alpnProtocol null",
-  ignore,
   async fn() {
     await using server = await tlsServer(() => new Recorder());
     const [transport] = await createConnection(() => new Recorder(), {
@@ -224,7 +209,6 @@ Deno.test({
 Deno.test({
   name:
     "createConnection() with tls rejects a certificate that does not verify, and no protocol is made",
-  ignore,
   async fn() {
     let serverProtocols = 0;
     let clientProtocols = 0;
@@ -276,7 +260,6 @@ Deno.test({
 Deno.test({
   name:
     "createConnection() with tls times out a peer that never speaks TLS, after handshakeTimeout ms",
-  ignore,
   async fn() {
     using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     let made = 0;
@@ -298,7 +281,6 @@ Deno.test({
 Deno.test({
   name:
     "createServer() with tls makes no protocol for a client that fails its handshake",
-  ignore,
   async fn() {
     let made = 0;
     await using server = await tlsServer(() => {
@@ -320,7 +302,6 @@ Deno.test({
 
 Deno.test({
   name: "TLS handshakeTimeout must be a positive number",
-  ignore,
   async fn() {
     for (const bad of [0, -1, NaN]) {
       await assertRejects(
@@ -357,7 +338,6 @@ Deno.test({
 Deno.test({
   name:
     "TLS transports half-close: writeEof() sends close_notify and the peer can still answer",
-  ignore,
   async fn() {
     const servers: Recorder[] = [];
     await using server = await tlsServer(() => {
@@ -391,7 +371,6 @@ Deno.test({
 Deno.test({
   name:
     "createConnection() with tls carries 4 MiB byte-exact to a BufferedProtocol",
-  ignore,
   async fn() {
     await using server = await tlsServer(() => new Echo());
     const buffer = new Uint8Array(64 * 1024);
@@ -428,7 +407,6 @@ Deno.test({
 Deno.test({
   name:
     "createConnection() with tls rejects when its signal aborts the handshake",
-  ignore,
   async fn() {
     using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const controller = new AbortController();
@@ -447,7 +425,6 @@ Deno.test({
 Deno.test({
   name:
     "Server.closeClients() on a TLS server closes its clients with close_notify (clean EOF)",
-  ignore,
   async fn() {
     const server = await tlsServer(() => new Echo());
     const [transport, client] = await createConnection(() => new Recorder(), {
@@ -540,7 +517,6 @@ async function sayStartTls(port: number) {
 Deno.test({
   name:
     "startTls() upgrades both ends with a read in flight; bytes keep their order and connectionMade runs once",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -582,7 +558,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() called from dataReceived() upgrades before the next read",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -621,7 +596,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() works while reading is paused (no read in flight)",
-  ignore,
   async fn() {
     const { server, port } = await startTlsServer();
     await using _server = server;
@@ -650,7 +624,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() carries 4 MiB byte-exact both ways and close() drains it",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -684,7 +657,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() transport: close() flushes what was written before connectionLost()",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -706,7 +678,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() negotiates ALPN on both sides",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer((protocol) => {
       protocol.options = { alpnProtocols: ["smtp", "denio/1"] };
@@ -732,7 +703,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() rejects a certificate that does not verify; neither protocol gets connectionMade or connectionLost again",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -760,7 +730,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() times out a peer that never answers the handshake",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer((protocol) => {
       protocol.options = { handshakeTimeout: 150 };
@@ -783,7 +752,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() checks its arguments and leaves the transport usable",
-  ignore,
   async fn() {
     const servers: Echo[] = [];
     await using server = await createServer(() => {
@@ -852,7 +820,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() rejects on a closing transport and after writeEof()",
-  ignore,
   async fn() {
     await using server = await createServer(() => new Recorder(), {
       hostname: "127.0.0.1",
@@ -887,7 +854,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() transport: abort() releases everything and both sides see connectionLost once",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -913,7 +879,6 @@ Deno.test({
 Deno.test({
   name:
     "Server.closeClients() and waitClosed() reach connections upgraded by startTls()",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     const { plain, client } = await sayStartTls(port);
@@ -930,7 +895,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() is cancelled by close() on the old transport during the handshake",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -960,7 +924,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() on a transport closed right after the call rejects, and the protocol gets connectionLost from it",
-  ignore,
   async fn() {
     await using server = await createServer(() => new Recorder(), {
       hostname: "127.0.0.1",
@@ -981,7 +944,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() reports no errors to the exception handler on a normal upgrade",
-  ignore,
   async fn() {
     await withHandler(async (reports) => {
       const { server, port } = await startTlsServer();
@@ -998,7 +960,6 @@ Deno.test({
 
 Deno.test({
   name: "startTls() upgrades a Unix socket connection",
-  ignore,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "denio_tls_unix_" });
     try {
@@ -1035,7 +996,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() transport half-closes: writeEof() reaches the peer as eofReceived and the peer can still answer",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer((protocol) => {
       protocol.keepOpenOnEof = true;
@@ -1070,7 +1030,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() rejects when the peer closes during the handshake, and the server forgets the connection",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     const { plain, client } = await sayStartTls(port);
@@ -1090,7 +1049,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() transport: a failure of the connection under the tunnel reaches connectionLost(error) once",
-  ignore,
   async fn() {
     await withHandler(async (reports) => {
       const { server, port } = await startTlsServer();
@@ -1116,7 +1074,6 @@ Deno.test({
 Deno.test({
   name:
     "startTls() on a transport made by startTls() nests TLS in TLS and closes cleanly on both sides",
-  ignore,
   async fn() {
     const { server, protocols, port } = await startTlsServer();
     await using _server = server;
@@ -1170,48 +1127,75 @@ async function readUntil(
   return sofar.text;
 }
 
+/** Runs examples/starttls.ts in client+server mode and checks its dialogue. */
+async function checkStartTlsExample(args: string[]): Promise<void> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-run=openssl",
+      "--allow-read",
+      "--allow-write",
+      "examples/starttls.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const out = decoder.decode(stdout);
+  assertEquals(code, 0, `${out}\n${decoder.decode(stderr)}`);
+  const client = out.split("\n").filter((line) => line.startsWith("client:"));
+  assertEquals(client, [
+    "client: <- 220 denio STARTTLS demo",
+    "client: -> STARTTLS",
+    "client: <- 220 go ahead",
+    "client: connection upgraded to TLS",
+    "client: -> HELLO secret",
+    "client: <- 250 HELLO secret",
+    "client: -> QUIT",
+    "client: <- 221 bye",
+    "client: connection closed",
+  ]);
+  assertStringIncludes(out, "server: connection upgraded to TLS");
+  assertStringIncludes(out, "starttls example done");
+}
+
 Deno.test({
   name:
-    "examples/starttls.ts: client and server upgrade with STARTTLS and the program exits by itself",
-  ignore,
+    "examples/starttls.ts: client and server upgrade with STARTTLS and the program exits by itself (its own openssl certificate)",
+  ignore: peerMissing("openssl") !== null,
   async fn() {
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        "--allow-run=openssl",
-        "--allow-read",
-        "--allow-write",
-        "examples/starttls.ts",
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
-    const out = decoder.decode(stdout);
-    assertEquals(code, 0, `${out}\n${decoder.decode(stderr)}`);
-    const client = out.split("\n").filter((line) => line.startsWith("client:"));
-    assertEquals(client, [
-      "client: <- 220 denio STARTTLS demo",
-      "client: -> STARTTLS",
-      "client: <- 220 go ahead",
-      "client: connection upgraded to TLS",
-      "client: -> HELLO secret",
-      "client: <- 250 HELLO secret",
-      "client: -> QUIT",
-      "client: <- 221 bye",
-      "client: connection closed",
-    ]);
-    assertStringIncludes(out, "server: connection upgraded to TLS");
-    assertStringIncludes(out, "starttls example done");
+    await checkStartTlsExample([]);
+  },
+});
+
+Deno.test({
+  name:
+    "examples/starttls.ts --cert --key: client and server upgrade with STARTTLS using a given self-signed certificate",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "denio_starttls_test_" });
+    try {
+      const { cert, key } = await makeSelfSignedCert();
+      await Deno.writeTextFile(`${dir}/cert.pem`, cert);
+      await Deno.writeTextFile(`${dir}/key.pem`, key);
+      await checkStartTlsExample([
+        "--cert",
+        `${dir}/cert.pem`,
+        "--key",
+        `${dir}/key.pem`,
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 
 Deno.test({
   name:
     "examples/tls_echo.ts echoes to `openssl s_client` and closes on SIGINT",
-  ignore,
+  ignore: peerMissing("openssl") !== null,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "denio_tls_echo_" });
     try {

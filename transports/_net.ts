@@ -2,7 +2,13 @@
 // What createConnection and createServer share: option checks, the protocol
 // factory call, the extra info of a Deno.Conn, and the TLS handshake wait.
 
-import { assertPort, assertString, describe } from "./_validate.ts";
+import {
+  assertBoolean,
+  assertPort,
+  assertString,
+  checkIdleTimeout,
+  describe,
+} from "./_validate.ts";
 
 /** Calls the factory and checks that it gave an object. */
 export function makeProtocol<P>(factory: () => P, action: string): P {
@@ -117,5 +123,25 @@ export async function handshake(
     throw error;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Checks the options servers and clients share: `idleTimeout` and
+ * `keepAlive` (TCP only: a TypeError with a Unix socket).
+ */
+export function checkServiceOptions(
+  options: { idleTimeout?: unknown; keepAlive?: unknown },
+  kind: "tcp" | "unix",
+  action: string,
+): void {
+  if (options.idleTimeout !== undefined) {
+    checkIdleTimeout(options.idleTimeout, action, false);
+  }
+  assertBoolean(options.keepAlive, "keepAlive", action);
+  if (options.keepAlive === true && kind === "unix") {
+    throw new TypeError(
+      `Cannot ${action} as keepAlive is for TCP, not Unix sockets: current value is true`,
+    );
   }
 }

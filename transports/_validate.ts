@@ -111,3 +111,64 @@ export function checkProtocol<P>(protocol: P): P {
   }
   return protocol;
 }
+
+/**
+ * Checks an idle timeout in milliseconds: a finite number >= 0, or (when
+ * `nullable`) null; `0` and `null` both mean none and come back as `null`.
+ */
+export function checkIdleTimeout(
+  value: unknown,
+  action: string,
+  nullable: boolean,
+): number | null {
+  if (value === null && nullable) return null;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${action} as idleTimeout is not a number${
+        nullable ? " or null" : ""
+      }: current value is ${describe(value)}`,
+    );
+  }
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(
+      `Cannot ${action} as idleTimeout is not a finite number of milliseconds >= 0: current value is ${value}`,
+    );
+  }
+  return value === 0 ? null : value;
+}
+
+/** Throws unless `value` is a boolean (or undefined). */
+export function assertBoolean(
+  value: unknown,
+  name: string,
+  action: string,
+): void {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(
+      `Cannot ${action} as ${name} is not a boolean: current value is ${
+        describe(value)
+      }`,
+    );
+  }
+}
+
+/** Throws unless `value` is an integer >= 1 (or undefined). */
+export function assertPositiveInteger(
+  value: unknown,
+  name: string,
+  action: string,
+): void {
+  if (value === undefined) return;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${action} as ${name} is not a number: current value is ${
+        describe(value)
+      }`,
+    );
+  }
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot ${action} as ${name} is not an integer >= 1: current value is ${value}`,
+    );
+  }
+}

@@ -11,13 +11,16 @@ import type { BaseProtocol, Transport } from "../mod.ts";
 import {
   checkAddress,
   checkHandshakeTimeout,
+  checkServiceOptions,
   connExtra,
   DEFAULT_HANDSHAKE_TIMEOUT,
   handshake,
   makeProtocol,
 } from "./_net.ts";
+import { encodeProxyHeader, type ProxyHeader } from "./_proxy_protocol.ts";
 import { assertFactory, assertOptions, assertSignal } from "./_validate.ts";
 import { StreamTransport } from "./stream_transport.ts";
+import { checkBackend, chooseBackend, connectNative } from "./_backend.ts";
 
 /** TLS settings of a client connection. */
 export interface TlsConnectOptions {
@@ -53,6 +56,109 @@ export interface ConnectOptions {
   tls?: TlsConnectOptions;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
+  /**
+   * Milliseconds without a byte read or written after which the protocol is
+   * asked `timeoutReached()`, and the connection is aborted with a
+   * `Deno.errors.TimedOut` unless it answers `true` (see
+   * `Transport.setIdleTimeout`; Node's `socket.setTimeout()`).
+   *
+   * @example Give up on a server that stays silent
+   * ```ts ignore
+   * import { createConnection } from "@denio/protocols";
+   *
+   * const [transport] = await createConnection(() => ({
+   *   connectionLost(error: Error | null) {
+   *     if (error instanceof Deno.errors.TimedOut) console.log("server went quiet");
+   *   },
+   * }), { hostname: "example.com", port: 7, idleTimeout: 5_000 });
+   * ```
+   *
+   * @default {undefined} (none)
+   */
+  idleTimeout?: number;
+  /**
+   * Enables TCP keepalive probes (`TcpConn.setKeepAlive`), so a server whose
+   * host vanished is noticed. Not for Unix sockets (a TypeError).
+   *
+   * @example A long-lived client connection with keepalive
+   * ```ts ignore
+   * import { createConnection } from "@denio/protocols";
+   *
+   * const [transport] = await createConnection(() => ({}), {
+   *   hostname: "db.internal",
+   *   port: 5432,
+   *   keepAlive: true,
+   * });
+   * ```
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * A PROXY protocol header to send first, before anything else (and
+   * before the TLS handshake with `tls`), as a load balancer would: for
+   * testing a server with `proxyProtocol`, or for a proxy that relays
+   * connections itself. Version 1 sends `PROXY UNKNOWN` and version 2 the
+   * `AF_UNSPEC` family when there are no addresses. Checked at the call.
+   *
+   * @example Tell a server with `proxyProtocol` who the client is
+   * ```ts
+   * import { createConnection, createServer } from "@denio/protocols";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const peer = Promise.withResolvers<unknown>();
+   * await using server = await createServer(() => ({
+   *   connectionMade(transport) {
+   *     peer.resolve(transport.getExtraInfo("peername"));
+   *   },
+   * }), { hostname: "127.0.0.1", port: 0, proxyProtocol: "v1" });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   *
+   * const [transport] = await createConnection(() => ({}), {
+   *   port,
+   *   proxyHeader: {
+   *     version: 1,
+   *     command: "PROXY",
+   *     source: { transport: "tcp", hostname: "2001:db8::7", port: 40000 },
+   *     destination: { transport: "tcp", hostname: "2001:db8::1", port: 80 },
+   *   },
+   * });
+   * assertEquals(await peer.promise, {
+   *   transport: "tcp",
+   *   hostname: "2001:db8::7",
+   *   port: 40000,
+   * });
+   * transport.close();
+   * ```
+   */
+  proxyHeader?: ProxyHeader;
+  /**
+   * The socket layer: `"deno"` (Deno's socket API), `"native"` (denio's
+   * own epoll reactor over FFI to libc: Linux x86_64 and aarch64, needs
+   * `--allow-ffi`, no TLS) or `"auto"` (native where FFI is permitted, the
+   * platform is supported and no `tls` is given; Deno's API otherwise).
+   * The native module is loaded only when chosen, so this module stays
+   * usable where there is no FFI (Deno Deploy).
+   *
+   * @default {"deno"}
+   *
+   * @example Connect over the native reactor where it can run
+   * ```ts
+   * import { createConnection, createServer } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({}), {
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   * });
+   * const { port } = server.addrs[0] as Deno.NetAddr;
+   * const [transport] = await createConnection(() => ({}), {
+   *   port,
+   *   backend: "auto",
+   * });
+   * transport.close();
+   * ```
+   */
+  backend?: "native" | "auto" | "deno";
 }
 
 const ACTION = "create connection";
@@ -67,7 +173,8 @@ const ACTION = "create connection";
  * @param options Where to connect.
  * @returns The transport and the protocol.
  * @throws {TypeError} If an argument has the wrong type.
- * @throws {RangeError} If the port is out of range.
+ * @throws {RangeError} If the port (or a number in `proxyHeader`) is out of
+ * range.
  *
  * @example Send a line to a server and close
  * ```ts
@@ -94,16 +201,39 @@ export async function createConnection<P extends BaseProtocol>(
   assertOptions(options, ACTION, false);
   const kind = checkAddress(options, ACTION, true);
   assertSignal(options.signal, ACTION);
+  checkServiceOptions(options, kind, ACTION);
+  checkBackend(options.backend, ACTION);
   const timeout = checkHandshakeTimeout(
     options.tls?.handshakeTimeout,
     ACTION,
   ) ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  const proxyHeader = options.proxyHeader === undefined
+    ? undefined
+    : encodeProxyHeader(options.proxyHeader, ACTION);
   const signal = options.signal;
   signal?.throwIfAborted();
 
+  const backend = chooseBackend(
+    options.backend,
+    ACTION,
+    options.tls !== undefined,
+  );
   let conn: Deno.Conn;
   const extra: Record<string, unknown> = {};
-  if (kind === "unix") {
+  if (backend === "native") {
+    const native = await connectNative(
+      kind === "unix" ? { transport: "unix", path: options.path! } : {
+        transport: "tcp",
+        hostname: options.hostname ?? "127.0.0.1",
+        port: options.port!,
+      },
+      signal,
+    );
+    if (kind === "tcp" && options.noDelay !== false) native.setNoDelay(true);
+    if (options.keepAlive === true) native.setKeepAlive(true);
+    conn = native;
+    if (proxyHeader !== undefined) await writeAll(native, proxyHeader);
+  } else if (kind === "unix") {
     if (options.tls !== undefined) {
       throw new TypeError(
         "Cannot create connection as tls is not supported over Unix sockets: current value is an object",
@@ -114,6 +244,7 @@ export async function createConnection<P extends BaseProtocol>(
       signal,
       (late) => late.close(),
     );
+    if (proxyHeader !== undefined) await writeAll(conn, proxyHeader);
   } else {
     const hostname = options.hostname ?? "127.0.0.1";
     const tcp = await Deno.connect({
@@ -122,7 +253,9 @@ export async function createConnection<P extends BaseProtocol>(
       ...(signal ? { signal } : {}),
     });
     if (options.noDelay !== false) tcp.setNoDelay(true);
+    if (options.keepAlive === true) tcp.setKeepAlive(true);
     conn = tcp;
+    if (proxyHeader !== undefined) await writeAll(tcp, proxyHeader);
     const tls = options.tls;
     if (tls !== undefined) {
       let tlsConn: Deno.TlsConn;
@@ -160,6 +293,7 @@ export async function createConnection<P extends BaseProtocol>(
   try {
     transport = new StreamTransport(conn, protocol, {
       extra: { ...connExtra(conn), ...extra },
+      idleTimeout: options.idleTimeout ?? null,
       onMade: made.resolve,
     });
   } catch (error) {
@@ -205,5 +339,19 @@ async function abortable<T>(
     return await Promise.race([promise, aborted.promise]);
   } finally {
     signal.removeEventListener("abort", abort);
+  }
+}
+
+/** Writes all of `data` (the PROXY header) before anything else; closes `conn` on failure. */
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  try {
+    while (data.length > 0) data = data.subarray(await conn.write(data));
+  } catch (error) {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+    throw error;
   }
 }

@@ -974,6 +974,16 @@ export async function createDatagramEndpoint<P extends DatagramProtocol>(
     );
   }
   checkReusePort(options.reusePort);
+  for (const name of ["proxyProtocol", "proxyHeader"]) {
+    const value = (options as unknown as Record<string, unknown>)[name];
+    if (value !== undefined) {
+      throw new TypeError(
+        `Cannot ${ACTION} as ${name} is not supported on datagram endpoints: current value is ${
+          describe(value)
+        }`,
+      );
+    }
+  }
   let udpAddrs: UdpAddresses | undefined;
   if (kind === "unixpacket") checkUnixOptions(options);
   else udpAddrs = checkUdpOptions(options);

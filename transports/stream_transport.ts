@@ -30,7 +30,12 @@ import {
   FlowControl,
   type WriteBufferLimits,
 } from "./_flow_control.ts";
-import { assertBytes, checkProtocol, describe } from "./_validate.ts";
+import {
+  assertBytes,
+  checkIdleTimeout,
+  checkProtocol,
+  describe,
+} from "./_validate.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
 
 /**
@@ -44,6 +49,14 @@ export interface StreamIo {
   write?(data: Uint8Array): Promise<number>;
   /** Shuts down the write side. Absent where there is no half-close. */
   closeWrite?(): Promise<void>;
+  /**
+   * Optional, for readiness-based adapters (the native reactor): resolves
+   * once a `read` would not wait (bytes, EOF or an error are there), or
+   * returns `undefined` when that is already so. The core then takes its
+   * read buffer (for a Protocol) only when bytes are ready, so an idle
+   * connection pins none.
+   */
+  waitReadable?(): Promise<void> | undefined;
   /**
    * Releases the resource; pending reads and writes then fail. `error` is
    * why (`null` for a clean close or an abort). A returned promise delays
@@ -80,7 +93,36 @@ export interface StreamTransportOptions {
    * @default {false}
    */
   connected?: boolean;
+  /**
+   * Milliseconds without a byte read or written before the protocol's
+   * `timeoutReached()` is asked (see `setIdleTimeout`). `null` or absent: none.
+   */
+  idleTimeout?: number | null;
+  /**
+   * The budget that this transport's write buffer and its protocol's
+   * reported buffers are charged to (a server's `maxBufferedBytes`).
+   */
+  budget?: BufferBudget;
 }
+
+/**
+ * Bytes that several transports together may buffer: their write buffers,
+ * and what their protocols report through {@linkcode reportBuffered}. The
+ * transport whose charge takes `used` over `limit` is aborted.
+ */
+export interface BufferBudget {
+  /** The most all transports together may hold. */
+  readonly limit: number;
+  /** What they hold now. */
+  used: number;
+}
+
+/**
+ * The method key through which a protocol tells its transport how many
+ * received bytes it holds (a framer's incomplete message), so that they are
+ * charged to the transport's {@linkcode BufferBudget} (internal).
+ */
+export const reportBuffered: unique symbol = Symbol("denio.reportBuffered");
 
 /**
  * What a transport hands over when it is detached for an upgrade
@@ -107,6 +149,10 @@ export interface DetachedIo {
    * `Server.closeClients()` reaches upgraded connections.
    */
   forward(target: { close(): void; abort(): void }): void;
+  /** The idle timeout the detached transport had, for the upgraded one. */
+  idleTimeout: number | null;
+  /** The budget the detached transport was charged to, if any. */
+  budget: BufferBudget | undefined;
 }
 
 /** The method key of {@linkcode StreamTransport}'s detach hook (internal). */
@@ -189,6 +235,12 @@ function sharedRegion(size: number): Uint8Array {
 }
 const MAX_COALESCE = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
+/**
+ * An idle timeout is checked this many times per period: a connection is
+ * reaped between 1 and 1 + 1/IDLE_SLICES periods after its last byte, and
+ * traffic costs one boolean store per read or write, never a timer re-arm.
+ */
+const IDLE_SLICES = 4;
 
 /**
  * A {@linkcode Transport} over a {@linkcode StreamIo} adapter. Instances come
@@ -242,6 +294,19 @@ export class StreamTransport implements Transport {
   #flow: FlowControl | null = null;
   #lostWrites = 0;
 
+  // Idle timeout: reads and writes set #idleActive; a timer that runs
+  // IDLE_SLICES times per period counts the quiet checks in a row.
+  #idleMs: number | null = null;
+  #idleActive = false;
+  #idleQuiet = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleCheck: (() => void) | null = null;
+
+  // Buffer budget: what this transport charges to it now.
+  #budget: BufferBudget | null = null;
+  #charged = 0;
+  #protocolHeld = 0;
+
   /**
    * Wraps `io` and schedules `protocol.connectionMade(this)`.
    *
@@ -270,12 +335,17 @@ export class StreamTransport implements Transport {
     this.#canWriteEof = options.canWriteEof ??
       (typeof io.closeWrite === "function" && typeof io.write === "function");
     this.#onCallbackError = (name, error) => this.#callbackFailed(name, error);
+    if (options.budget !== undefined) this.#budget = options.budget;
+    if (options.idleTimeout !== undefined && options.idleTimeout !== null) {
+      this.#idleMs = options.idleTimeout;
+    }
     options.peerClosed?.then(
       () => this.#peerGone(null),
       (error) => this.#peerGone(toError(error)),
     );
     if (options.connected) {
       this.#state = OPEN;
+      this.#armIdle();
       callSoon(() => {
         if (!this.isClosing() && typeof io.read === "function") {
           this.#readLoop();
@@ -471,10 +541,54 @@ export class StreamTransport implements Transport {
     this.#maybePause();
   }
 
+  // ---------------------------------------------------------------- idle
+
+  /**
+   * Sets the idle timeout: once no byte has been read or written for `ms`
+   * milliseconds, the protocol's `timeoutReached()` is called (from a queued
+   * microtask). If it returns `true` the timer starts again; otherwise the
+   * transport is aborted and `connectionLost` gets a `Deno.errors.TimedOut`.
+   * A transport that is closing (flushing its buffer to a peer that does not
+   * read) is aborted without asking. `null` or `0` turns the timeout off; a
+   * new value restarts the count. Node's `socket.setTimeout()`, Twisted's
+   * `TimeoutMixin.setTimeout()`.
+   *
+   * The timeout is checked four times per period, so a quiet connection is
+   * reaped between `ms` and `1.25 * ms` after its last byte; traffic costs
+   * no timer work.
+   *
+   * @param ms Milliseconds, or `null` (or `0`) for none.
+   * @throws {TypeError} If `ms` is not a number or null.
+   * @throws {RangeError} If `ms` is negative, NaN or infinite.
+   *
+   * @example Close connections that stay silent for 30 seconds
+   * ```ts
+   * import { createServer, type Transport } from "@denio/protocols";
+   *
+   * await using server = await createServer(() => ({
+   *   connectionMade(transport: Transport) {
+   *     transport.setIdleTimeout(30_000);
+   *   },
+   *   timeoutReached() {
+   *     return false; // abort: connectionLost gets a Deno.errors.TimedOut
+   *   },
+   * }), { hostname: "127.0.0.1", port: 0 });
+   * ```
+   */
+  setIdleTimeout(ms: number | null): void {
+    const value = checkIdleTimeout(ms, "set idle timeout", true);
+    this.#idleMs = value;
+    this.#stopIdle();
+    if (this.#state.kind === "open" || this.#state.kind === "closing") {
+      this.#armIdle();
+    }
+  }
+
   // ---------------------------------------------------------------- internals
 
   #start(): void {
     if (this.#state.kind === "starting") this.#state = OPEN;
+    this.#armIdle();
     invokeCallback(
       this.#protocol,
       "connectionMade",
@@ -485,6 +599,114 @@ export class StreamTransport implements Transport {
     if (!this.isClosing() && typeof this.#io.read === "function") {
       this.#readLoop();
     }
+  }
+
+  /**
+   * A protocol reports how many received bytes it holds now (internal; see
+   * {@linkcode reportBuffered}).
+   */
+  [reportBuffered](bytes: number): void {
+    if (this.#budget === null) return;
+    const delta = bytes - this.#protocolHeld;
+    this.#protocolHeld = bytes;
+    if (delta !== 0) this.#charge(delta);
+  }
+
+  #charge(delta: number): void {
+    const budget = this.#budget!;
+    budget.used += delta;
+    this.#charged += delta;
+    if (delta > 0 && budget.used > budget.limit) {
+      const used = budget.used;
+      this.#fatalError(
+        new RangeError(
+          `Cannot buffer more for this connection as the server's maxBufferedBytes of ${budget.limit} is reached: current value is ${used} bytes buffered by all connections`,
+        ),
+        "Fatal error: the server's buffer limit was reached; connection aborted",
+        true,
+      );
+    }
+  }
+
+  /** Stops charging the budget (a detach); returns it for the next owner. */
+  #releaseBudget(): BufferBudget | undefined {
+    const budget = this.#budget;
+    if (budget === null) return undefined;
+    budget.used -= this.#charged;
+    this.#charged = 0;
+    this.#protocolHeld = 0;
+    this.#budget = null;
+    return budget;
+  }
+
+  #armIdle(): void {
+    if (this.#idleMs === null) return;
+    this.#idleActive = false;
+    this.#idleQuiet = 0;
+    this.#scheduleIdleCheck();
+  }
+
+  #scheduleIdleCheck(): void {
+    // Made at the first use: a transport without an idle timeout pays nothing.
+    this.#idleCheck ??= () => this.#checkIdle();
+    const id = setTimeout(this.#idleCheck, this.#idleMs! / IDLE_SLICES);
+    // Like Node's socket timeouts, the timer alone keeps no process alive.
+    Deno.unrefTimer(id);
+    this.#idleTimer = id;
+  }
+
+  #stopIdle(): void {
+    if (this.#idleTimer !== undefined) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
+  }
+
+  #checkIdle(): void {
+    this.#idleTimer = undefined;
+    const kind = this.#state.kind;
+    if (this.#idleMs === null || (kind !== "open" && kind !== "closing")) {
+      return;
+    }
+    if (this.#idleActive) {
+      this.#idleActive = false;
+      this.#idleQuiet = 0;
+    } else if (++this.#idleQuiet >= IDLE_SLICES) {
+      callSoon(() => this.#timedOut());
+      return;
+    }
+    this.#scheduleIdleCheck();
+  }
+
+  #timedOut(): void {
+    if (this.#idleMs === null || this.#idleTimer !== undefined) return;
+    if (this.#state.kind === "open") {
+      const keep = invokeCallback(
+        this.#protocol,
+        "timeoutReached",
+        this.#onCallbackError,
+      );
+      // setIdleTimeout() from the callback restarted or stopped the timer.
+      if (this.#idleMs === null || this.#idleTimer !== undefined) return;
+      const kind = this.#state.kind as State["kind"];
+      if (kind === "closing") {
+        // A graceful close() from the callback: reaped too if the flush stalls.
+        this.#armIdle();
+        return;
+      }
+      if (kind !== "open") return;
+      if (keep === true) {
+        this.#armIdle();
+        return;
+      }
+    } else if (this.#state.kind !== "closing") {
+      return;
+    }
+    this.#forceClose(
+      new Deno.errors.TimedOut(
+        `No byte was read or written for ${this.#idleMs} ms (idle timeout)`,
+      ),
+    );
   }
 
   #wakeReader(): void {
@@ -549,6 +771,13 @@ export class StreamTransport implements Transport {
           await this.#waitForResume();
           continue;
         }
+        // A BufferedProtocol's getBuffer() is still called up front, as
+        // on every adapter: only the core's own read buffer waits.
+        const ready = this.#buffered ? undefined : this.#io.waitReadable?.();
+        if (ready !== undefined) {
+          await ready;
+          continue;
+        }
         let target: Uint8Array;
         // The kind the read starts with: setProtocol() may switch it while
         // the read is in flight, and the bytes must still arrive.
@@ -587,6 +816,7 @@ export class StreamTransport implements Transport {
         } finally {
           this.#readInFlight = false;
         }
+        this.#idleActive = true;
         if (this.#detaching !== null) {
           this.#handOver(n === null ? null : target.slice(0, n));
           return;
@@ -769,6 +999,7 @@ export class StreamTransport implements Transport {
       target: null,
     };
     this.#state = state;
+    this.#stopIdle();
     this.#uncount();
     let onLost = this.#options.onLost;
     return {
@@ -780,6 +1011,8 @@ export class StreamTransport implements Transport {
         hook?.();
       },
       forward: (target) => state.target = target,
+      idleTimeout: this.#idleMs,
+      budget: this.#releaseBudget(),
     };
   }
 
@@ -801,6 +1034,7 @@ export class StreamTransport implements Transport {
   #append(data: Uint8Array): void {
     this.#bufferSize += data.length;
     this.#chunks.push(data);
+    if (this.#budget !== null) this.#charge(data.length);
     if (this.#flushing) return;
     this.#flushing = true;
     this.#startPending = true;
@@ -877,7 +1111,9 @@ export class StreamTransport implements Transport {
   #written(n: number): void {
     const kind = this.#state.kind;
     if (kind === "lost" || kind === "closed") return;
+    this.#idleActive = true;
     this.#bufferSize -= n;
+    if (this.#budget !== null) this.#charge(-n);
     const chunk = this.#writing;
     this.#writing = EMPTY;
     this.#maybeResume();
@@ -981,9 +1217,15 @@ export class StreamTransport implements Transport {
     const kind = this.#state.kind;
     if (kind === "lost" || kind === "closed" || kind === "detached") return;
     this.#state = { kind: "lost", error };
+    this.#stopIdle();
     this.#chunks.length = 0;
     this.#writing = EMPTY;
     this.#bufferSize = 0;
+    if (this.#budget !== null) {
+      this.#budget.used -= this.#charged;
+      this.#charged = 0;
+      this.#budget = null;
+    }
     let closing: void | Promise<void> = undefined;
     try {
       closing = this.#io.close(error);

@@ -110,6 +110,8 @@ class ChildTransport implements SubprocessTransport {
   ];
   #openPipes = new Set<Fd>();
   #returncode: number | null = null;
+  /** processExited was delivered (or the wait failed): finishing may follow. */
+  #exitReported = false;
   #onCallbackError: (name: string, error: unknown) => void;
 
   constructor(
@@ -285,12 +287,19 @@ class ChildTransport implements SubprocessTransport {
     this.#returncode = status.signal !== null && status.code > 128
       ? 128 - status.code
       : status.code;
-    this.#deliver("processExited");
-    // asyncio's stdin pipe notices its reader closing (unix_events.py
-    // `_UnixWritePipeTransport._read_ready`); here the child's exit is that
-    // sign: flush and close, so a write still pending ends in an error.
+    // asyncio's stdin pipe notices its reader closing at once (unix_events.py
+    // `_UnixWritePipeTransport._read_ready`), so its pipe_connection_lost(0)
+    // comes before process_exited. Deno 2.9 gives no such sign (README,
+    // "Where denio differs"): the child's exit is the first one. Flush and
+    // close stdin first, so a write still pending ends in an error, and
+    // report the exit a microtask later: with nothing left to flush,
+    // pipeConnectionLost(0) then still comes before processExited.
     this.#pipes[0]?.close();
-    this.#tryFinish();
+    callSoon(() => {
+      this.#exitReported = true;
+      this.#deliver("processExited");
+      this.#tryFinish();
+    });
   }
 
   #exitFailed(error: unknown): void {
@@ -301,6 +310,7 @@ class ChildTransport implements SubprocessTransport {
       protocol: this.#protocol,
     });
     this.#returncode = -1;
+    this.#exitReported = true;
     this.#shutdown(toError(error));
   }
 
@@ -350,7 +360,7 @@ class ChildTransport implements SubprocessTransport {
   #tryFinish(): void {
     const state = this.#state;
     if (state.kind === "starting" || state.kind === "finished") return;
-    if (this.#returncode === null || this.#openPipes.size > 0) return;
+    if (!this.#exitReported || this.#openPipes.size > 0) return;
     const error = state.kind === "closing" ? state.error : null;
     this.#setState({ kind: "finished" });
     callSoon(() => invokeConnectionLost(this, this.#protocol, error));

@@ -290,6 +290,7 @@ export async function startTls(
   const limits = transport.getWriteBufferLimits();
   const tls = new TunnelTransport(tunnel, protocol, {
     connected: true,
+    ...(detached.budget ? { budget: detached.budget } : {}),
     extra: {
       peername: transport.getExtraInfo("peername"),
       sockname: transport.getExtraInfo("sockname"),
@@ -299,6 +300,7 @@ export async function startTls(
     onLost: detached.onLost,
   });
   tls.setWriteBufferLimits(limits);
+  tls.setIdleTimeout(detached.idleTimeout);
   detached.forward(tls);
   return tls;
 }

@@ -16,3 +16,17 @@ export function tlsArgs(): { cert: string; key: string } | undefined {
 export function announce(addr: Deno.Addr): void {
   console.log(`LISTENING ${(addr as Deno.NetAddr).port}`);
 }
+
+/** The number after `flag` on the command line, if the flag is there. */
+export function numberArg(flag: string): number | undefined {
+  const at = Deno.args.indexOf(flag);
+  if (at < 0) return undefined;
+  const value = Number(Deno.args[at + 1]);
+  if (!Number.isFinite(value)) throw new TypeError(`${flag} needs a number`);
+  return value;
+}
+
+/** `--native` on the command line picks denio's native reactor. */
+export function backendArg(): "native" | "deno" {
+  return Deno.args.includes("--native") ? "native" : "deno";
+}

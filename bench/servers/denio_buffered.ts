@@ -6,14 +6,14 @@
 // transport has released `written - getWriteBufferSize()` bytes, a slot whose
 // bytes all lie before that mark is free again. The working set stays at
 // 256 KiB per connection (warm in cache), whatever the traffic.
-// Usage: deno run -A bench/servers/denio_buffered.ts
+// Usage: deno run -A bench/servers/denio_buffered.ts [--native]
 
 import {
   type BufferedProtocol,
   createServer,
   type Transport,
 } from "../../mod.ts";
-import { announce } from "./_args.ts";
+import { announce, backendArg } from "./_args.ts";
 
 const SLOT_SIZE = 64 * 1024;
 const SLOTS = 4;
@@ -55,6 +55,7 @@ class BufferedEcho implements BufferedProtocol {
 const server = await createServer(() => new BufferedEcho(), {
   hostname: "127.0.0.1",
   port: 0,
+  backend: backendArg(),
 });
 announce(server.addrs[0]!);
 await server.serveForever();

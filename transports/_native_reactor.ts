@@ -1,0 +1,412 @@
+// Copyright 2026 the denio authors. MIT license.
+// The native reactor: libc over FFI (socket, accept4, recv, send, epoll) and
+// one readiness loop per process (per worker). Loaded only when a caller
+// picks `backend: "native"` (or "auto" where FFI is permitted); nothing here
+// runs at import time.
+//
+// The reactor's own two descriptors (epoll and an eventfd) are opened on
+// first use and kept for the life of the process or worker, as Deno's own
+// runtime keeps its epoll instance: they hold no op open, so they never keep
+// the process alive. Every socket descriptor is closed by its owner.
+//
+// The loop: epoll_wait(timeout 0) synchronously; while events keep coming it
+// dispatches them and spins again, at most MAX_SPINS times in a row before it
+// gives Deno's event loop a turn (timers, signals, other ops) with a
+// nonblocking epoll_wait of timeout 0. When nothing is ready it waits with a
+// `nonblocking: true` epoll_wait of at most WAIT_TIMEOUT ms on Deno's
+// blocking pool, which leaves the JS thread free. The loop runs only while a
+// socket is registered; when the last one goes, a wait in flight is woken
+// through the eventfd, so no op is left pending and the process can exit.
+//
+// Every socket is registered once, edge-triggered (EPOLLIN | EPOLLOUT |
+// EPOLLRDHUP | EPOLLET): a handle remembers "readable"/"writable" until a
+// recv/send/accept answers EAGAIN, or a recv/send moves fewer bytes than
+// asked (the queue was drained or the buffer filled: the next byte or the
+// freed space brings a new edge, as tokio assumes), and no buffer is
+// involved until the kernel has bytes.
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  getsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "buffer"],
+    result: "i32",
+  },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  // ssize_t results read as i32: every length passed is capped at MAX_IO.
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  epoll_wait_async: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  inet_pton: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  inet_ntop: {
+    parameters: ["i32", "buffer", "buffer", "u32"],
+    result: "pointer",
+  },
+  getaddrinfo: {
+    parameters: ["buffer", "pointer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  freeaddrinfo: { parameters: ["pointer"], result: "void" },
+  gai_strerror: { parameters: ["i32"], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/** The bound libc functions. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+// Linux constants (the same on x86_64 and aarch64).
+export const AF_UNIX = 1;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_ERROR = 4;
+export const SO_KEEPALIVE = 9;
+export const SO_REUSEPORT = 15;
+export const IPPROTO_TCP = 6;
+export const TCP_NODELAY = 1;
+export const SHUT_WR = 1;
+export const MSG_NOSIGNAL = 0x4000;
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const EINPROGRESS = 115;
+export const ECONNABORTED = 103;
+
+const EPOLL_CLOEXEC = 0o2000000;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLLIN = 0x001;
+const EPOLLOUT = 0x004;
+const EPOLLERR = 0x008;
+const EPOLLHUP = 0x010;
+const EPOLLRDHUP = 0x2000;
+const EPOLLET = 1 << 31;
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+
+/** Largest count handed to one recv or send (its result is read as i32). */
+export const MAX_IO = 1 << 30;
+/** Ready events taken per epoll_wait. */
+const MAX_EVENTS = 256;
+/** Synchronous polls in a row before Deno's event loop gets a turn. */
+const MAX_SPINS = 16;
+/** Longest nonblocking wait, in ms. */
+const WAIT_TIMEOUT = 1000;
+
+/** Why the native backend cannot run here, or null when it can. */
+export function unsupportedReason(): string | null {
+  if (Deno.build.os !== "linux") {
+    return `it runs on Linux only: current value is ${Deno.build.os}`;
+  }
+  if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
+    return `it runs on x86_64 and aarch64 only: current value is ${Deno.build.arch}`;
+  }
+  return null;
+}
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
+let errnoView: Deno.UnsafePointerView | null = null;
+
+/** Opens libc.so.6 on first use. */
+export function libc(): Libc {
+  if (lib === null) {
+    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+    errnoView = new Deno.UnsafePointerView(lib.symbols.__errno_location()!);
+  }
+  return lib.symbols;
+}
+
+/**
+ * A size_t argument. Deno types "usize" parameters as bigint but takes a
+ * number as well (and a BigInt per call would cost an allocation).
+ */
+export function size(n: number): bigint {
+  return n as unknown as bigint;
+}
+
+/** The calling thread's errno, read right after a failed call. */
+export function errno(): number {
+  return errnoView!.getInt32(0);
+}
+
+/** An Error of Deno's class for `code`, worded as Rust's io::Error. */
+export function osError(code: number, what?: string): Error {
+  const ptr = libc().strerror(code);
+  const text = ptr === null
+    ? `OS error ${code}`
+    : Deno.UnsafePointerView.getCString(ptr);
+  const message = `${text} (os error ${code})${what ? `: ${what}` : ""}`;
+  const E = Deno.errors;
+  switch (code) {
+    case 1:
+    case 13:
+      return new E.PermissionDenied(message);
+    case 2:
+      return new E.NotFound(message);
+    case 4:
+      return new E.Interrupted(message);
+    case 11:
+      return new E.WouldBlock(message);
+    case 32:
+      return new E.BrokenPipe(message);
+    case 98:
+      return new E.AddrInUse(message);
+    case 99:
+      return new E.AddrNotAvailable(message);
+    case 103:
+      return new E.ConnectionAborted(message);
+    case 104:
+      return new E.ConnectionReset(message);
+    case 107:
+      return new E.NotConnected(message);
+    case 110:
+      return new E.TimedOut(message);
+    case 111:
+      return new E.ConnectionRefused(message);
+    default:
+      return new Error(message);
+  }
+}
+
+/** Throws the errno of a failed call unless `result` is non-negative. */
+export function check(result: number, what?: string): number {
+  if (result < 0) throw osError(errno(), what);
+  return result;
+}
+
+/** Closes a descriptor, retrying nothing (Linux releases it even on EINTR). */
+export function closeFd(fd: number): void {
+  libc().close(fd);
+}
+
+/**
+ * One registered descriptor. The reactor sets `readable`/`writable` on an
+ * edge and calls `wake`; the owner clears them when a call answers EAGAIN.
+ */
+export interface Handle {
+  readonly fd: number;
+  readable: boolean;
+  writable: boolean;
+  /**
+   * Set (for good) once the peer closed or reset its side: readable then
+   * stays true, since no further edge will come.
+   */
+  hup: boolean;
+  /** Called after an event set a flag (from the reactor loop). */
+  wake(): void;
+}
+
+const EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+const DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
+
+class Reactor {
+  #lib: Libc;
+  #epfd = -1;
+  #evfd = -1;
+  #handles = new Map<number, Handle>();
+  #events = new Uint8Array(MAX_EVENTS * EVENT_SIZE);
+  #view = new DataView(this.#events.buffer);
+  #ctl = new Uint8Array(EVENT_SIZE);
+  #ctlView = new DataView(this.#ctl.buffer);
+  #running = false;
+  #waiting = false;
+  #counter = new Uint8Array(8);
+
+  constructor(symbols: Libc) {
+    this.#lib = symbols;
+  }
+
+  /** Descriptors the reactor itself holds open (epoll and eventfd). */
+  get ownFds(): number[] {
+    return this.#epfd < 0 ? [] : [this.#epfd, this.#evfd];
+  }
+
+  register(handle: Handle): void {
+    if (this.#epfd < 0) this.#open();
+    this.#ctlView.setUint32(
+      0,
+      (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) >>> 0,
+      true,
+    );
+    this.#ctlView.setInt32(DATA_OFFSET, handle.fd, true);
+    check(
+      this.#lib.epoll_ctl(this.#epfd, EPOLL_CTL_ADD, handle.fd, this.#ctl),
+      "epoll_ctl",
+    );
+    this.#handles.set(handle.fd, handle);
+    if (!this.#running) {
+      this.#running = true;
+      this.#loop().catch((error) => {
+        // A failing epoll_wait: nothing can be polled any more; every handle
+        // is woken so its pending operation sees the error state.
+        this.#running = false;
+        console.error("denio: native reactor stopped:", error);
+      });
+    }
+  }
+
+  /** Removes `fd` before its owner closes it. */
+  unregister(fd: number): void {
+    if (!this.#handles.delete(fd)) return;
+    this.#lib.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, this.#ctl);
+    if (this.#handles.size === 0) this.#idle();
+  }
+
+  #open(): void {
+    const epfd = check(this.#lib.epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+    const evfd = this.#lib.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (evfd < 0) {
+      const error = osError(errno(), "eventfd");
+      closeFd(epfd);
+      throw error;
+    }
+    this.#ctlView.setUint32(0, EPOLLIN, true);
+    this.#ctlView.setInt32(DATA_OFFSET, evfd, true);
+    if (this.#lib.epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, this.#ctl) < 0) {
+      const error = osError(errno(), "epoll_ctl");
+      closeFd(evfd);
+      closeFd(epfd);
+      throw error;
+    }
+    this.#epfd = epfd;
+    this.#evfd = evfd;
+  }
+
+  /** Nothing registered: a wait in flight returns now, so no op stays pending. */
+  #idle(): void {
+    if (!this.#waiting) return;
+    this.#counter.fill(0);
+    this.#counter[0] = 1;
+    this.#lib.write(this.#evfd, this.#counter, size(8));
+  }
+
+  /** Opens the epoll and eventfd descriptors now (idempotent). */
+  open(): void {
+    if (this.#epfd < 0) this.#open();
+  }
+
+  async #loop(): Promise<void> {
+    const lib = this.#lib;
+    let spins = 0;
+    try {
+      while (this.#handles.size > 0) {
+        let n = lib.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
+        if (n < 0) {
+          const code = errno();
+          if (code !== EINTR) throw osError(code, "epoll_wait");
+          n = 0;
+        }
+        if (n > 0 && spins < MAX_SPINS) {
+          spins++;
+          this.#dispatch(n);
+          // Let the woken reads and writes run (microtasks) before polling again.
+          await settle();
+          continue;
+        }
+        if (n > 0) this.#dispatch(n);
+        spins = 0;
+        if (this.#handles.size === 0) break;
+        // A turn for Deno's event loop: wait off the JS thread, briefly if
+        // work was just done, else until something is ready.
+        this.#waiting = true;
+        let m: number;
+        try {
+          m = await lib.epoll_wait_async(
+            this.#epfd,
+            this.#events,
+            MAX_EVENTS,
+            n > 0 ? 0 : WAIT_TIMEOUT,
+          );
+        } finally {
+          this.#waiting = false;
+        }
+        // errno of a nonblocking call lives on another thread: a failure
+        // here is EINTR; the loop just polls again.
+        if (m > 0) this.#dispatch(m);
+        await settle();
+      }
+    } finally {
+      this.#running = false;
+    }
+    // A handle registered while the loop was leaving.
+    if (this.#handles.size > 0 && !this.#running) {
+      this.#running = true;
+      await this.#loop();
+    }
+  }
+
+  #dispatch(n: number): void {
+    const view = this.#view;
+    const handles = this.#handles;
+    for (let i = 0; i < n; i++) {
+      const base = i * EVENT_SIZE;
+      const events = view.getUint32(base, true);
+      const fd = view.getInt32(base + DATA_OFFSET, true);
+      if (fd === this.#evfd) {
+        this.#lib.read(this.#evfd, this.#counter, size(8));
+        continue;
+      }
+      const handle = handles.get(fd);
+      if (handle === undefined) continue;
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        handle.readable = true;
+      }
+      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) handle.hup = true;
+      if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) handle.writable = true;
+      handle.wake();
+    }
+  }
+}
+
+/**
+ * Microtask hops taken after a dispatch before polling again, so the reads
+ * and writes it woke (a chain of a few promise steps each: read, callback,
+ * write, send) have run. A macrotask would be exact but costs a timer turn
+ * (over 1 ms in Deno); polling a little early only costs a syscall.
+ */
+const SETTLE_HOPS = 24;
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < SETTLE_HOPS; i++) await null;
+}
+
+let reactor: Reactor | null = null;
+
+/** The process's (worker's) reactor, made on first use. */
+export function getReactor(): Reactor {
+  reactor ??= new Reactor(libc());
+  return reactor;
+}
+
+/** Descriptors the reactor holds for itself (for tests). */
+export function reactorFds(): number[] {
+  return reactor?.ownFds ?? [];
+}
+
+export type { Reactor };
