@@ -555,12 +555,15 @@ export async function runCommand(
       stderr: "piped",
       signal: controller.signal,
     }).spawn();
+    // Collect the output while stdin is written: a child that echoes what
+    // it reads (socat) would otherwise block on a full stdout pipe.
+    const collecting = child.output();
     if (options.stdin) {
       const writer = child.stdin.getWriter();
       await writer.write(options.stdin);
       await writer.close();
     }
-    const output = await child.output();
+    const output = await collecting;
     return {
       code: output.code,
       stdout: new TextDecoder().decode(output.stdout),
