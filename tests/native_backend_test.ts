@@ -17,6 +17,8 @@ import "./throwing_protocols_test.ts";
 import "./bad_input_test.ts";
 import "./server_test.ts";
 import "./connection_test.ts";
+// TLS itself stays on Deno's API ("auto"); startTls() upgrades native connections.
+import "./tls_test.ts";
 
 Deno.test("[native default] createServer() and createConnection() without a backend option run on the native reactor here", async () => {
   await using server = await createServer(() => ({}), {
