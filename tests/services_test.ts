@@ -538,6 +538,14 @@ Deno.test("ServeOptions.reusePort without the net unstable flag is a NotSupporte
       console.log("listened");
     } catch (error) {
       console.log(error.name + ": " + error.message);
+    }
+    if (Deno.build.os === "linux" && ["x86_64", "aarch64"].includes(Deno.build.arch)) {
+      // The native backend sets SO_REUSEPORT itself: no flag needed.
+      const server = await createServer(() => ({}), {
+        hostname: "127.0.0.1", port: 0, reusePort: true, backend: "native",
+      });
+      console.log("native listened");
+      server.close();
     }`;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--no-config", "--no-lock", script],
@@ -551,6 +559,12 @@ Deno.test("ServeOptions.reusePort without the net unstable flag is a NotSupporte
     stdout,
     "NotSupported: Cannot create server as reusePort needs the net unstable flag",
   );
+  if (
+    Deno.build.os === "linux" &&
+    (Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64")
+  ) {
+    assertStringIncludes(stdout, "native listened");
+  }
 });
 
 Deno.test("service options: bad input is a TypeError or RangeError at the call", async (t) => {

@@ -149,7 +149,8 @@ export interface ServeOptions {
    * the kernel spreads connections across them (TCP, Linux). Deno gates it
    * behind the net unstable flag (`--unstable-net`, or `"unstable": ["net"]`
    * in deno.json): without it `createServer` rejects with a
-   * `Deno.errors.NotSupported`. See `examples/echo_server.ts --processes`.
+   * `Deno.errors.NotSupported`, unless `backend` is `"native"` (which sets
+   * the option itself). See `examples/echo_server.ts --processes`.
    *
    * @example Two servers (in one process here; normally one per process) on one port
    * ```ts
@@ -722,16 +723,6 @@ export async function createServer(
         'Cannot create server as reusePort is for TCP, not Unix sockets: current value is transport "unix"',
       );
     }
-    // Deno.listen({ reusePort }) ends the process without the flag; the
-    // flag's other APIs tell whether it is on.
-    if (
-      typeof (Deno as { listenDatagram?: unknown }).listenDatagram !==
-        "function"
-    ) {
-      throw new Deno.errors.NotSupported(
-        'Cannot create server as reusePort needs the net unstable flag (--unstable-net, or "unstable": ["net"] in deno.json): current value is true',
-      );
-    }
   }
   // With proxyProtocol a TLS server listens on plain TCP, which has it.
   checkBackend(options.backend, ACTION);
@@ -749,6 +740,17 @@ export async function createServer(
     ACTION,
     options.tls !== undefined,
   );
+  // Deno.listen({ reusePort }) ends the process without the net flag (the
+  // native backend sets SO_REUSEPORT itself); the flag's other APIs tell
+  // whether it is on.
+  if (
+    options.reusePort === true && backend !== "native" &&
+    typeof (Deno as { listenDatagram?: unknown }).listenDatagram !== "function"
+  ) {
+    throw new Deno.errors.NotSupported(
+      'Cannot create server as reusePort needs the net unstable flag (--unstable-net, or "unstable": ["net"] in deno.json) or backend "native": current value is true',
+    );
+  }
   let listener: Deno.Listener;
   if (backend === "native") {
     if (kind === "unix") removeSocketFile(options.path!);
