@@ -223,15 +223,46 @@ const YOUNG_BYTES = 64 * 1024;
 const SHARED_SLAB_SIZE = 64 * 1024;
 let sharedSlab: Uint8Array = new Uint8Array(0);
 let sharedOffset = 0;
+/**
+ * Unused ends of regions of the shared slab (start, end pairs): a read
+ * reserves its whole size but delivers only what arrived, and nothing
+ * delivered points past that, so the rest is handed out again (a read may
+ * get less than it asked for, never less than TAIL_MIN). Without this, 1 KiB
+ * reads into 16 KiB regions took a new shared slab every four reads.
+ */
+let sharedTails: number[] = [];
+/**
+ * The least a read is given from the unused end of a slab instead of a new
+ * one (only reads of at most MIN_READ_SIZE: larger reads keep their size).
+ */
+const TAIL_MIN = 4 * 1024;
 
 function sharedRegion(size: number): Uint8Array {
+  const tails = sharedTails;
+  if (tails.length !== 0 && size <= MIN_READ_SIZE) {
+    const end = tails.pop()!;
+    const start = tails.pop()!;
+    const length = Math.min(size, end - start);
+    if (end - start - length >= TAIL_MIN) tails.push(start + length, end);
+    return new Uint8Array(sharedSlab.buffer, start, length);
+  }
   if (sharedSlab.length - sharedOffset < size) {
     sharedSlab = new Uint8Array(Math.max(SHARED_SLAB_SIZE, size));
     sharedOffset = 0;
+    sharedTails = [];
   }
   const region = new Uint8Array(sharedSlab.buffer, sharedOffset, size);
   sharedOffset += (size + 7) & ~7;
   return region;
+}
+
+/** A read into `region` delivered its first `n` bytes: the rest is free again. */
+function sharedRelease(region: Uint8Array, n: number): void {
+  if (region.buffer !== sharedSlab.buffer) return;
+  const start = region.byteOffset + ((n + 7) & ~7);
+  const end = region.byteOffset + ((region.length + 7) & ~7);
+  if (end === sharedOffset) sharedOffset = start;
+  else if (end - start >= TAIL_MIN) sharedTails.push(start, end);
 }
 const MAX_COALESCE = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
@@ -727,8 +758,13 @@ export class StreamTransport implements Transport {
     if (this.#young < YOUNG_BYTES) return sharedRegion(size);
     const slab = this.#slab;
     const offset = this.#slabOffset;
-    if (slab.length - offset >= size) {
-      return new Uint8Array(slab.buffer, slab.byteOffset + offset, size);
+    const free = slab.length - offset;
+    if (free >= size || (free >= TAIL_MIN && size <= MIN_READ_SIZE)) {
+      return new Uint8Array(
+        slab.buffer,
+        slab.byteOffset + offset,
+        free >= size ? size : free,
+      );
     }
     return this.#newSlab(size);
   }
@@ -838,7 +874,11 @@ export class StreamTransport implements Transport {
           return;
         }
         // The one place where bytes were read (n of them) and are delivered.
-        this.#adaptReadSize(n, target.length);
+        // (A Protocol's read given the end of a slab, less than its size,
+        // leaves the size as it is.)
+        if (readBuffered || target.length === this.#readSize) {
+          this.#adaptReadSize(n, target.length);
+        }
         if (readBuffered !== this.#buffered) {
           this.#deliverAcross(target.subarray(0, n), readBuffered);
           continue;
@@ -852,8 +892,10 @@ export class StreamTransport implements Transport {
             n,
           );
         } else {
-          if (this.#young < YOUNG_BYTES) this.#young += n;
-          else {
+          if (this.#young < YOUNG_BYTES) {
+            this.#young += n;
+            sharedRelease(target, n);
+          } else {
             // Keep views 8-byte aligned so a protocol can build typed arrays.
             this.#slabOffset += (n + 7) & ~7;
           }
