@@ -17,10 +17,9 @@ import {
   type DatagramOptions,
   type DatagramProtocol,
   type DatagramTransport,
-  type ExceptionContext,
-  setExceptionHandler,
 } from "../mod.ts";
 import { sleep, within as withinMs } from "./_timing.ts";
+import { withHandler } from "./_exceptions.ts";
 import { peerMissing } from "./_peers.ts";
 
 type Backend = "deno" | "node";
@@ -133,19 +132,6 @@ async function closeAndWait(
   for (const { transport } of pairs) transport.close();
   for (const { protocol } of pairs) {
     await within(protocol.lost.promise, "connectionLost");
-  }
-}
-
-/** Collects exception handler calls for the duration of `fn`. */
-async function withHandler(
-  fn: (seen: ExceptionContext[]) => Promise<void>,
-): Promise<void> {
-  const seen: ExceptionContext[] = [];
-  setExceptionHandler((context) => seen.push(context));
-  try {
-    await fn(seen);
-  } finally {
-    setExceptionHandler(null);
   }
 }
 

@@ -18,10 +18,8 @@ import {
   createConnection,
   createDatagramEndpoint,
   createServer,
-  type ExceptionContext,
   type Protocol,
   type ProxyHeader,
-  setExceptionHandler,
   type Transport,
 } from "../mod.ts";
 import {
@@ -34,6 +32,7 @@ import {
   ProxyProtocolError,
 } from "../transports/_proxy_protocol.ts";
 import { makeTestCerts } from "./_certs.ts";
+import { withHandler } from "./_exceptions.ts";
 import { peerMissing } from "./_peers.ts";
 import { sleep, within } from "./_timing.ts";
 
@@ -995,19 +994,6 @@ class Recorder implements Protocol {
   }
   received(): string {
     return this.events.filter((e) => e[0] === "data").map((e) => e[1]).join("");
-  }
-}
-
-/** Collects exception-handler calls for the duration of `body`. */
-async function withHandler(
-  body: (calls: ExceptionContext[]) => Promise<void>,
-): Promise<void> {
-  const calls: ExceptionContext[] = [];
-  setExceptionHandler((context) => calls.push(context));
-  try {
-    await body(calls);
-  } finally {
-    setExceptionHandler(null);
   }
 }
 

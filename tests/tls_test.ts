@@ -14,12 +14,12 @@ import {
   createConnection,
   createServer,
   type Protocol,
-  setExceptionHandler,
   startTls,
   type StartTlsOptions,
   type Transport,
 } from "../mod.ts";
 import { makeSelfSignedCert, makeTestCerts } from "./_certs.ts";
+import { withHandler } from "./_exceptions.ts";
 import { peerMissing } from "./_peers.ts";
 
 const certs = await makeTestCerts();
@@ -109,19 +109,6 @@ function tlsServer(
 
 function portOf(server: { addrs: Deno.Addr[] }): number {
   return (server.addrs[0] as Deno.NetAddr).port;
-}
-
-/** Collects exception-handler reports for the duration of `fn`. */
-async function withHandler(
-  fn: (reports: unknown[]) => Promise<void>,
-): Promise<void> {
-  const reports: unknown[] = [];
-  setExceptionHandler((context) => reports.push(context));
-  try {
-    await fn(reports);
-  } finally {
-    setExceptionHandler(null);
-  }
 }
 
 // ------------------------------------------------------- createConnection/createServer
