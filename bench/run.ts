@@ -991,6 +991,15 @@ function withNofile(cmd: string[]): string[] {
     },
     {
       group,
+      name: PROTOCOL_NATIVE,
+      unit,
+      absent: cAbsent,
+      show,
+      ahead: [UVLOOP],
+      run: scale(denoScript("servers/denio_protocol.ts", "--native")),
+    },
+    {
+      group,
       name: NODE,
       unit,
       absent: cAbsent ?? ("absent" in node ? node.absent : null),

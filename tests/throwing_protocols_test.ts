@@ -153,7 +153,12 @@ const STREAM_CASES: {
       await conn.closeWrite();
     },
   },
-  { name: "getBuffer", buffered: true, provoke: async () => {} },
+  {
+    // A readiness-based backend asks for a buffer once bytes are there.
+    name: "getBuffer",
+    buffered: true,
+    provoke: async (conn) => void await conn.write(new Uint8Array([1])),
+  },
   {
     name: "bufferUpdated",
     buffered: true,

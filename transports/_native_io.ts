@@ -239,6 +239,8 @@ export class NativeConn implements Handle {
   #closed = false;
   #readWaiter: PromiseWithResolvers<void> | null = null;
   #writeWaiter: PromiseWithResolvers<void> | null = null;
+  #onReadable: (() => void) | null = null;
+  #onWritable: (() => void) | null = null;
 
   /** Takes ownership of `fd` (connected, nonblocking). */
   constructor(
@@ -255,48 +257,113 @@ export class NativeConn implements Handle {
   }
 
   wake(): void {
-    if (this.readable && this.#readWaiter !== null) {
+    if (this.readable || this.#closed) {
+      const callback = this.#onReadable;
+      if (callback !== null) {
+        this.#onReadable = null;
+        callback();
+      }
       const waiter = this.#readWaiter;
-      this.#readWaiter = null;
-      waiter.resolve();
+      if (waiter !== null) {
+        this.#readWaiter = null;
+        waiter.resolve();
+      }
     }
-    if (this.writable && this.#writeWaiter !== null) {
+    if (this.writable || this.#closed) {
+      const callback = this.#onWritable;
+      if (callback !== null) {
+        this.#onWritable = null;
+        callback();
+      }
       const waiter = this.#writeWaiter;
-      this.#writeWaiter = null;
-      waiter.resolve();
+      if (waiter !== null) {
+        this.#writeWaiter = null;
+        waiter.resolve();
+      }
+    }
+  }
+
+  // The synchronous side (ReadyIo): what the StreamTransport core drives,
+  // called from the reactor's dispatch with no promise per operation.
+
+  /** True while a readNow() would not answer WOULD_BLOCK without trying. */
+  readyToRead(): boolean {
+    return this.readable || this.#closed;
+  }
+
+  /**
+   * Reads into `buffer` now: the count, `null` at EOF, or -1 when nothing
+   * is there (no system call is made while the socket is known drained).
+   */
+  readNow(buffer: Uint8Array): number | null {
+    if (this.#closed) throw closed();
+    const length = Math.min(buffer.length, MAX_IO);
+    if (length === 0) return 0;
+    if (!this.readable) return -1;
+    for (;;) {
+      const n = this.#lib.recv(this.fd, buffer, size(length), 0);
+      if (n > 0) {
+        // A short read drained the queue: wait for the next edge rather
+        // than answer EAGAIN first (unless the peer closed: no edge then).
+        if (n < length && !this.hup) this.readable = false;
+        return n;
+      }
+      if (n === 0) return null;
+      const code = errno();
+      if (code === EINTR) continue;
+      if (code !== EAGAIN) throw osError(code);
+      this.readable = false;
+      return -1;
     }
   }
 
   /**
-   * Resolves once the socket is readable (bytes, EOF or an error), or
-   * returns undefined when it already is (the core then takes a buffer).
+   * Writes from `data` now: the count sent (may be partial), or -1 when the
+   * socket buffer is full.
    */
-  waitReadable(): Promise<void> | undefined {
-    if (this.readable || this.#closed) return undefined;
-    this.#readWaiter ??= Promise.withResolvers();
-    return this.#readWaiter.promise;
+  writeNow(data: Uint8Array): number {
+    if (this.#closed) throw closed();
+    const length = Math.min(data.length, MAX_IO);
+    if (length === 0) return 0;
+    if (!this.writable) return -1;
+    for (;;) {
+      const n = this.#lib.send(this.fd, data, size(length), MSG_NOSIGNAL);
+      if (n >= 0) {
+        // A short send filled the socket buffer: EPOLLOUT comes when it drains.
+        if (n < length) this.writable = false;
+        return n;
+      }
+      const code = errno();
+      if (code === EINTR) continue;
+      if (code !== EAGAIN) throw osError(code);
+      this.writable = false;
+      return -1;
+    }
   }
+
+  /**
+   * Calls `callback` once, when the socket is next readable (from the
+   * reactor's next turn if it already is); `null` cancels.
+   */
+  onReadable(callback: (() => void) | null): void {
+    this.#onReadable = callback;
+    if (callback !== null && this.readable) this.#reactor.defer(this);
+  }
+
+  /** As onReadable, for writability. */
+  onWritable(callback: (() => void) | null): void {
+    this.#onWritable = callback;
+    if (callback !== null && this.writable) this.#reactor.defer(this);
+  }
+
+  // The promise side, for what reads a Deno.Conn-shaped resource (the TLS
+  // tunnel of startTls, the benchmark's raw loop).
 
   /** Reads into `buffer`: the count, or null at EOF. */
   async read(buffer: Uint8Array): Promise<number | null> {
-    const length = Math.min(buffer.length, MAX_IO);
-    if (length === 0) return 0;
     for (;;) {
-      if (this.#closed) throw closed();
-      if (this.readable) {
-        const n = this.#lib.recv(this.fd, buffer, size(length), 0);
-        if (n > 0) {
-          // A short read drained the queue: wait for the next edge rather
-          // than answer EAGAIN first (unless the peer closed: no edge then).
-          if (n < length && !this.hup) this.readable = false;
-          return n;
-        }
-        if (n === 0) return null;
-        const code = errno();
-        if (code === EINTR) continue;
-        if (code !== EAGAIN) throw osError(code);
-        this.readable = false;
-      }
+      const n = this.readNow(buffer);
+      if (n !== -1) return n;
       this.#readWaiter ??= Promise.withResolvers();
       await this.#readWaiter.promise;
     }
@@ -304,22 +371,9 @@ export class NativeConn implements Handle {
 
   /** Writes from `data`; the count sent (may be partial). */
   async write(data: Uint8Array): Promise<number> {
-    const length = Math.min(data.length, MAX_IO);
-    if (length === 0) return 0;
     for (;;) {
-      if (this.#closed) throw closed();
-      if (this.writable) {
-        const n = this.#lib.send(this.fd, data, size(length), MSG_NOSIGNAL);
-        if (n >= 0) {
-          // A short send filled the socket buffer: EPOLLOUT comes when it drains.
-          if (n < length) this.writable = false;
-          return n;
-        }
-        const code = errno();
-        if (code === EINTR) continue;
-        if (code !== EAGAIN) throw osError(code);
-        this.writable = false;
-      }
+      const n = this.writeNow(data);
+      if (n !== -1) return n;
       this.#writeWaiter ??= Promise.withResolvers();
       await this.#writeWaiter.promise;
     }
@@ -342,6 +396,8 @@ export class NativeConn implements Handle {
     this.#writeWaiter?.reject(interrupted());
     this.#readWaiter = null;
     this.#writeWaiter = null;
+    this.#onReadable = null;
+    this.#onWritable = null;
   }
 
   /** Enables or disables Nagle's algorithm's opposite (TCP_NODELAY). */

@@ -237,6 +237,8 @@ class Reactor {
   #running = false;
   #waiting = false;
   #counter = new Uint8Array(8);
+  /** Handles to wake on the next turn without an edge (see defer). */
+  #deferred: Handle[] = [];
 
   constructor(symbols: Libc) {
     this.#lib = symbols;
@@ -271,6 +273,17 @@ class Reactor {
     }
   }
 
+  /**
+   * Wakes `handle` on the reactor's next turn even if no edge comes: an
+   * owner that stopped reading with bytes still queued (its share of one
+   * turn is used up) or that asks while the socket is already ready.
+   */
+  defer(handle: Handle): void {
+    this.#deferred.push(handle);
+    // A wait in flight returns now, so the handle does not wait for an edge.
+    if (this.#deferred.length === 1) this.#idle();
+  }
+
   /** Removes `fd` before its owner closes it. */
   unregister(fd: number): void {
     if (!this.#handles.delete(fd)) return;
@@ -298,7 +311,10 @@ class Reactor {
     this.#evfd = evfd;
   }
 
-  /** Nothing registered: a wait in flight returns now, so no op stays pending. */
+  /**
+   * Nothing registered (or a deferred wake): a wait in flight returns now,
+   * so no op stays pending.
+   */
   #idle(): void {
     if (!this.#waiting) return;
     this.#counter.fill(0);
@@ -322,9 +338,11 @@ class Reactor {
           if (code !== EINTR) throw osError(code, "epoll_wait");
           n = 0;
         }
-        if (n > 0 && spins < MAX_SPINS) {
+        // Deferred wakes count as work done: the loop does not sleep on them.
+        const work = n + (this.#deferred.length > 0 ? this.#wakeDeferred() : 0);
+        if (work > 0 && spins < MAX_SPINS) {
           spins++;
-          this.#dispatch(n);
+          if (n > 0) this.#dispatch(n);
           // Let the woken reads and writes run (microtasks) before polling again.
           await settle();
           continue;
@@ -341,7 +359,7 @@ class Reactor {
             this.#epfd,
             this.#events,
             MAX_EVENTS,
-            n > 0 ? 0 : WAIT_TIMEOUT,
+            work > 0 || this.#deferred.length > 0 ? 0 : WAIT_TIMEOUT,
           );
         } finally {
           this.#waiting = false;
@@ -359,6 +377,14 @@ class Reactor {
       this.#running = true;
       await this.#loop();
     }
+  }
+
+  /** Wakes the deferred handles; returns how many there were. */
+  #wakeDeferred(): number {
+    const deferred = this.#deferred;
+    this.#deferred = [];
+    for (const handle of deferred) wakeHandle(handle);
+    return deferred.length;
   }
 
   #dispatch(n: number): void {
@@ -379,8 +405,21 @@ class Reactor {
       }
       if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) handle.hup = true;
       if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) handle.writable = true;
-      handle.wake();
+      wakeHandle(handle);
     }
+  }
+}
+
+/**
+ * Calls `handle.wake()`. What it runs (a transport's reads, its protocol's
+ * callbacks) reports its own errors; one that escapes is a bug in denio,
+ * printed rather than allowed to stop every other connection's reactor.
+ */
+function wakeHandle(handle: Handle): void {
+  try {
+    handle.wake();
+  } catch (error) {
+    console.error("denio: native reactor: a wake-up failed:", error);
   }
 }
 

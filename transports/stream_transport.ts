@@ -50,14 +50,6 @@ export interface StreamIo {
   /** Shuts down the write side. Absent where there is no half-close. */
   closeWrite?(): Promise<void>;
   /**
-   * Optional, for readiness-based adapters (the native reactor): resolves
-   * once a `read` would not wait (bytes, EOF or an error are there), or
-   * returns `undefined` when that is already so. The core then takes its
-   * read buffer (for a Protocol) only when bytes are ready, so an idle
-   * connection pins none.
-   */
-  waitReadable?(): Promise<void> | undefined;
-  /**
    * Releases the resource; pending reads and writes then fail. `error` is
    * why (`null` for a clean close or an abort). A returned promise delays
    * `connectionLost` until it settles (a TLS tunnel draining).
@@ -71,6 +63,41 @@ export interface StreamIo {
    */
   readonly readSize?: number;
 }
+
+/**
+ * What a readiness-based adapter (the native reactor's socket) adds to
+ * {@linkcode StreamIo}: reads and writes that answer at once, and a callback
+ * when the socket becomes ready. The core then reads and writes with no
+ * promise per operation, from the reactor's dispatch, as asyncio's selector
+ * loop calls a transport's `_read_ready`; a connection with nothing to read
+ * holds no buffer and no pending operation.
+ */
+export interface ReadyIo extends StreamIo {
+  /** True while `readNow` may find bytes, EOF or an error. */
+  readyToRead(): boolean;
+  /** Reads into `buffer` now: the count, `null` at EOF, or -1 (nothing there). */
+  readNow(buffer: Uint8Array): number | null;
+  /** Writes from `data` now: the count (may be partial), or -1 (buffer full). */
+  writeNow(data: Uint8Array): number;
+  /**
+   * Calls `callback` once, when the socket is next readable (on the next
+   * turn if it already is); `null` cancels.
+   */
+  onReadable(callback: (() => void) | null): void;
+  /** As `onReadable`, for writability. */
+  onWritable(callback: (() => void) | null): void;
+}
+
+/** True when `io` is a {@linkcode ReadyIo}. */
+function isReadyIo(io: StreamIo): io is ReadyIo {
+  return typeof (io as Partial<ReadyIo>).readNow === "function";
+}
+
+/**
+ * Reads one readiness wake-up may make before the connection yields to the
+ * others (it is woken again on the reactor's next turn).
+ */
+const READS_PER_WAKE = 16;
 
 /** Options of the {@linkcode StreamTransport} constructor. */
 export interface StreamTransportOptions {
@@ -294,8 +321,11 @@ export class StreamTransport implements Transport {
   // Reading.
   #readPaused = false;
   #wake: (() => void) | null = null;
-  #readInFlight = false;
   #loopRunning = false;
+  /** The adapter, when it is a ReadyIo (synchronous reads and writes). */
+  #ready: ReadyIo | null = null;
+  #onReadable: (() => void) | null = null;
+  #onWritable: (() => void) | null = null;
   #detaching: PromiseWithResolvers<Uint8Array | null | undefined> | null = null;
   #drained: (() => void) | null = null;
   #slab: Uint8Array = EMPTY;
@@ -351,6 +381,7 @@ export class StreamTransport implements Transport {
     options: StreamTransportOptions = {},
   ) {
     this.#io = io;
+    if (isReadyIo(io)) this.#ready = io;
     this.#protocol = protocol;
     this.#buffered = isBufferedProtocol(protocol);
     if (typeof io.readSize === "number" && io.readSize >= 1) {
@@ -378,9 +409,7 @@ export class StreamTransport implements Transport {
       this.#state = OPEN;
       this.#armIdle();
       callSoon(() => {
-        if (!this.isClosing() && typeof io.read === "function") {
-          this.#readLoop();
-        }
+        if (!this.isClosing()) this.#startReading();
       });
     } else {
       callSoon(() => this.#start());
@@ -450,6 +479,7 @@ export class StreamTransport implements Transport {
     if (this.isClosing() || !this.#readPaused) return;
     this.#readPaused = false;
     this.#wakeReader();
+    this.#repump();
   }
 
   // ---------------------------------------------------------------- write
@@ -627,9 +657,13 @@ export class StreamTransport implements Transport {
       this,
     );
     this.#options.onMade?.();
-    if (!this.isClosing() && typeof this.#io.read === "function") {
-      this.#readLoop();
-    }
+    if (!this.isClosing()) this.#startReading();
+  }
+
+  #startReading(): void {
+    if (typeof this.#io.read !== "function") return;
+    if (this.#ready !== null) this.#pump();
+    else this.#readLoop();
   }
 
   /**
@@ -748,6 +782,13 @@ export class StreamTransport implements Transport {
     }
   }
 
+  /** A ReadyIo transport reads again from a queued microtask (resumeReading). */
+  #repump(): void {
+    if (this.#ready !== null && !this.isClosing()) {
+      callSoon(this.#onReadable ??= () => this.#pump());
+    }
+  }
+
   #waitForResume(): Promise<void> {
     return new Promise((resolve) => this.#wake = resolve);
   }
@@ -807,51 +848,12 @@ export class StreamTransport implements Transport {
           await this.#waitForResume();
           continue;
         }
-        // A BufferedProtocol's getBuffer() is still called up front, as
-        // on every adapter: only the core's own read buffer waits.
-        const ready = this.#buffered ? undefined : this.#io.waitReadable?.();
-        if (ready !== undefined) {
-          await ready;
-          continue;
-        }
-        let target: Uint8Array;
         // The kind the read starts with: setProtocol() may switch it while
         // the read is in flight, and the bytes must still arrive.
         const readBuffered = this.#buffered;
-        if (readBuffered) {
-          const given = invokeCallback(
-            this.#protocol,
-            "getBuffer",
-            this.#onCallbackError,
-            this.#readSize,
-          );
-          if (this.isClosing()) return;
-          if (!(given instanceof Uint8Array) || given.length === 0) {
-            this.#callbackFailed(
-              "getBuffer",
-              given instanceof Uint8Array
-                ? new RangeError(
-                  "Cannot read into buffer as getBuffer() returned an empty buffer: current value is 0 bytes",
-                )
-                : new TypeError(
-                  `Cannot read into buffer as getBuffer() did not return a Uint8Array: current value is ${
-                    describe(given)
-                  }`,
-                ),
-            );
-            return;
-          }
-          target = given;
-        } else {
-          target = this.#nextReadBuffer();
-        }
-        this.#readInFlight = true;
-        let n: number | null;
-        try {
-          n = await io.read(target);
-        } finally {
-          this.#readInFlight = false;
-        }
+        const target = this.#readBuffer(readBuffered);
+        if (target === null) return;
+        const n = await io.read(target);
         this.#idleActive = true;
         if (this.#detaching !== null) {
           this.#handOver(n === null ? null : target.slice(0, n));
@@ -873,41 +875,7 @@ export class StreamTransport implements Transport {
           this.#onEof();
           return;
         }
-        // The one place where bytes were read (n of them) and are delivered.
-        // (A Protocol's read given the end of a slab, less than its size,
-        // leaves the size as it is.)
-        if (readBuffered || target.length === this.#readSize) {
-          this.#adaptReadSize(n, target.length);
-        }
-        if (readBuffered !== this.#buffered) {
-          this.#deliverAcross(target.subarray(0, n), readBuffered);
-          continue;
-        }
-        this.#delivering = true;
-        if (readBuffered) {
-          invokeCallback(
-            this.#protocol,
-            "bufferUpdated",
-            this.#onCallbackError,
-            n,
-          );
-        } else {
-          if (this.#young < YOUNG_BYTES) {
-            this.#young += n;
-            sharedRelease(target, n);
-          } else {
-            // Keep views 8-byte aligned so a protocol can build typed arrays.
-            this.#slabOffset += (n + 7) & ~7;
-          }
-          this.#dataReceived(
-            n === target.length
-              ? target
-              : new Uint8Array(target.buffer, target.byteOffset, n),
-          );
-        }
-        this.#delivering = false;
-        // Writes the callback made leave now, before the next read.
-        if (this.#startPending) this.#flushPending();
+        this.#deliver(target, n, readBuffered);
       }
     } catch (error) {
       this.#delivering = false;
@@ -924,6 +892,133 @@ export class StreamTransport implements Transport {
       }
       if (this.isClosing() && this.#state.kind !== "closing") return;
       this.#fatalError(error, "Fatal read error on transport");
+    } finally {
+      this.#loopRunning = false;
+      // A detach requested from a callback the loop was running.
+      if (this.#detaching !== null) this.#handOver(sawEof ? null : undefined);
+    }
+  }
+
+  /**
+   * The buffer the next read lands in: the protocol's (getBuffer), or the
+   * core's for a Protocol. `null` when getBuffer failed (the transport is
+   * then closing).
+   */
+  #readBuffer(readBuffered: boolean): Uint8Array | null {
+    if (!readBuffered) return this.#nextReadBuffer();
+    const given = invokeCallback(
+      this.#protocol,
+      "getBuffer",
+      this.#onCallbackError,
+      this.#readSize,
+    );
+    if (this.isClosing()) return null;
+    if (!(given instanceof Uint8Array) || given.length === 0) {
+      this.#callbackFailed(
+        "getBuffer",
+        given instanceof Uint8Array
+          ? new RangeError(
+            "Cannot read into buffer as getBuffer() returned an empty buffer: current value is 0 bytes",
+          )
+          : new TypeError(
+            `Cannot read into buffer as getBuffer() did not return a Uint8Array: current value is ${
+              describe(given)
+            }`,
+          ),
+      );
+      return null;
+    }
+    return given;
+  }
+
+  /**
+   * The one place where bytes were read (`n` of them, into `target`, for a
+   * protocol of the `readBuffered` kind) and are delivered; writes the
+   * callback made leave right after it.
+   */
+  #deliver(target: Uint8Array, n: number, readBuffered: boolean): void {
+    // (A Protocol's read given the end of a slab, less than its size,
+    // leaves the size as it is.)
+    if (readBuffered || target.length === this.#readSize) {
+      this.#adaptReadSize(n, target.length);
+    }
+    if (readBuffered !== this.#buffered) {
+      this.#deliverAcross(target.subarray(0, n), readBuffered);
+      return;
+    }
+    this.#delivering = true;
+    if (readBuffered) {
+      invokeCallback(
+        this.#protocol,
+        "bufferUpdated",
+        this.#onCallbackError,
+        n,
+      );
+    } else {
+      if (this.#young < YOUNG_BYTES) {
+        this.#young += n;
+        sharedRelease(target, n);
+      } else {
+        // Keep views 8-byte aligned so a protocol can build typed arrays.
+        this.#slabOffset += (n + 7) & ~7;
+      }
+      this.#dataReceived(
+        n === target.length
+          ? target
+          : new Uint8Array(target.buffer, target.byteOffset, n),
+      );
+    }
+    this.#delivering = false;
+    // Writes the callback made leave now, before the next read.
+    if (this.#startPending) this.#flushPending();
+  }
+
+  /**
+   * The read loop of a {@linkcode ReadyIo} adapter, run when the socket is
+   * readable (from the reactor) and at the start: reads until the socket is
+   * drained, up to READS_PER_WAKE reads, then waits for the next wake-up.
+   * No read is ever in flight, so pausing leaves the bytes in the kernel and
+   * a detach hands over nothing.
+   */
+  #pump(): void {
+    const io = this.#ready!;
+    const wake = this.#onReadable ??= () => this.#pump();
+    this.#loopRunning = true;
+    let sawEof = false;
+    try {
+      for (let reads = 0;; reads++) {
+        if (this.#detaching !== null || this.isClosing() || this.#readPaused) {
+          return;
+        }
+        if (!io.readyToRead() || reads === READS_PER_WAKE) {
+          io.onReadable(wake);
+          return;
+        }
+        const readBuffered = this.#buffered;
+        const target = this.#readBuffer(readBuffered);
+        if (target === null) return;
+        let n: number | null;
+        try {
+          n = io.readNow(target);
+        } catch (error) {
+          this.#fatalError(error, "Fatal read error on transport");
+          return;
+        }
+        if (n === -1 || n === 0) {
+          // Nothing after all: the region is free again.
+          if (!readBuffered && this.#young < YOUNG_BYTES) {
+            sharedRelease(target, 0);
+          }
+          continue;
+        }
+        this.#idleActive = true;
+        if (n === null) {
+          sawEof = true;
+          this.#onEof();
+          return;
+        }
+        this.#deliver(target, n, readBuffered);
+      }
     } finally {
       this.#loopRunning = false;
       // A detach requested from a callback the loop was running.
@@ -1043,6 +1138,7 @@ export class StreamTransport implements Transport {
     this.#state = state;
     this.#stopIdle();
     this.#uncount();
+    this.#ready?.onReadable(null);
     let onLost = this.#options.onLost;
     return {
       io: this.#io,
@@ -1099,6 +1195,10 @@ export class StreamTransport implements Transport {
   /** Hands `chunk` to the adapter; {@linkcode #written} continues. */
   #startWrite(chunk: Uint8Array): void {
     this.#flushing = true;
+    if (this.#ready !== null) {
+      this.#writeNow(chunk);
+      return;
+    }
     this.#writing = chunk;
     let pending: Promise<number>;
     try {
@@ -1112,6 +1212,34 @@ export class StreamTransport implements Transport {
       this.#onWritten ??= (n) => this.#written(n),
       this.#onWriteFailed ??= (error) => this.#writeFailed(error),
     );
+  }
+
+  /**
+   * Writes on a {@linkcode ReadyIo} adapter: chunk after chunk while the
+   * socket takes them, then waits for it to be writable again.
+   */
+  #writeNow(first: Uint8Array): void {
+    const io = this.#ready!;
+    let chunk: Uint8Array | null = first;
+    while (chunk !== null) {
+      let n: number;
+      try {
+        n = io.writeNow(chunk);
+      } catch (error) {
+        this.#writeFailed(error);
+        return;
+      }
+      this.#writing = chunk;
+      if (n === -1) {
+        io.onWritable(
+          this.#onWritable ??= () => {
+            if (!this.#isLost()) this.#writeNow(this.#writing);
+          },
+        );
+        return;
+      }
+      chunk = this.#wrote(n);
+    }
   }
 
   /** Takes the next chunk to hand to the OS, joining small ones. */
@@ -1146,28 +1274,29 @@ export class StreamTransport implements Transport {
     return joined;
   }
 
+  /** A write the adapter's promise confirmed: see {@linkcode #wrote}. */
+  #written(n: number): void {
+    const next = this.#wrote(n);
+    if (next !== null) this.#startWrite(next);
+  }
+
   /**
    * The one place where the OS confirmed `n` bytes written: the buffer
-   * shrinks, and the rest of the chunk, or the next one, is handed over.
+   * shrinks; returns what to hand over next (the rest of the chunk, or the
+   * next one), or null when the buffer is flushed or the transport lost.
    */
-  #written(n: number): void {
+  #wrote(n: number): Uint8Array | null {
     const kind = this.#state.kind;
-    if (kind === "lost" || kind === "closed") return;
+    if (kind === "lost" || kind === "closed") return null;
     this.#idleActive = true;
     this.#bufferSize -= n;
     if (this.#budget !== null) this.#charge(-n);
     const chunk = this.#writing;
     this.#writing = EMPTY;
     this.#maybeResume();
-    if (this.#isLost()) return;
-    if (n < chunk.length) {
-      this.#startWrite(chunk.subarray(n));
-      return;
-    }
-    if (this.#chunks.length > 0) {
-      this.#startWrite(this.#takeChunk());
-      return;
-    }
+    if (this.#isLost()) return null;
+    if (n < chunk.length) return chunk.subarray(n);
+    if (this.#chunks.length > 0) return this.#takeChunk();
     this.#flushing = false;
     if (this.#drained !== null) {
       const drained = this.#drained;
@@ -1176,6 +1305,7 @@ export class StreamTransport implements Transport {
     }
     if (this.#eofRequested && !this.#eofSent) this.#sendEof();
     if (this.#state.kind === "closing") this.#forceClose(null);
+    return null;
   }
 
   /** Read through a method so the narrowing of `#state` does not stick. */
