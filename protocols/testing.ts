@@ -259,7 +259,7 @@ export class MemoryPeer {
       protocol,
       {
         extra: { sockname: ADDR_A, peername: ADDR_B, ...options.extra },
-        onLost: lost.resolve,
+        onLost: () => lost.resolve(),
         canWriteEof: options.canWriteEof ?? true,
       },
     );

@@ -24,6 +24,27 @@ export function callSoon(fn: () => void): void {
 /** Called with the callback's name and what it threw. */
 export type CallbackFailure = (name: string, error: unknown) => void;
 
+/** The method key of a {@linkcode FailureHost} (internal). */
+export const callbackFailed: unique symbol = Symbol("denio.callbackFailed");
+
+/**
+ * An object that takes a callback's failure itself (a transport), so that it
+ * needs no closure of its own for invokeCallback.
+ */
+export interface FailureHost {
+  /** As {@linkcode CallbackFailure}. */
+  [callbackFailed](name: string, error: unknown): void;
+}
+
+function fail(
+  onError: CallbackFailure | FailureHost,
+  name: string,
+  error: unknown,
+): void {
+  if (typeof onError === "function") onError(name, error);
+  else onError[callbackFailed](name, error);
+}
+
 /**
  * Calls `protocol[name](a, b)` if the protocol has that callback. A throw is
  * handed to `onError` and `undefined` is returned instead. So is the
@@ -34,7 +55,7 @@ export type CallbackFailure = (name: string, error: unknown) => void;
 export function invokeCallback(
   protocol: object,
   name: string,
-  onError: CallbackFailure,
+  onError: CallbackFailure | FailureHost,
   a?: unknown,
   b?: unknown,
 ): unknown {
@@ -48,12 +69,12 @@ export function invokeCallback(
     }
     const result = fn.call(protocol, a, b);
     if (result instanceof Promise) {
-      result.catch((error: unknown) => onError(name, error));
+      result.catch((error: unknown) => fail(onError, name, error));
       return undefined;
     }
     return result;
   } catch (error) {
-    onError(name, error);
+    fail(onError, name, error);
     return undefined;
   }
 }

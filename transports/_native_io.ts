@@ -38,6 +38,12 @@ import {
   TCP_NODELAY,
 } from "./_native_reactor.ts";
 
+import {
+  type ReadyListener,
+  socketReadable,
+  socketWritable,
+} from "./stream_transport.ts";
+
 export { reactorFds, unsupportedReason } from "./_native_reactor.ts";
 
 const SOCKADDR_SIZE = 128; // sockaddr_storage
@@ -60,6 +66,25 @@ function interrupted(): Error {
 
 // ------------------------------------------------------------- addresses
 
+/**
+ * The dotted text of IPv4 addresses seen recently: peers come from few
+ * addresses, and each connection would otherwise hold its own copy.
+ */
+const ipv4Texts = new Map<number, string>();
+const IPV4_TEXTS_MAX = 1024;
+
+function ipv4Text(address: number): string {
+  let text = ipv4Texts.get(address);
+  if (text === undefined) {
+    text = `${address >>> 24}.${(address >>> 16) & 255}.${
+      (address >>> 8) & 255
+    }.${address & 255}`;
+    if (ipv4Texts.size >= IPV4_TEXTS_MAX) ipv4Texts.clear();
+    ipv4Texts.set(address, text);
+  }
+  return text;
+}
+
 /** Reads a sockaddr (IPv4, IPv6 or Unix) into a Deno.Addr. */
 function parseAddr(
   lib: Libc,
@@ -71,7 +96,7 @@ function parseAddr(
   if (family === AF_INET) {
     return {
       transport: "tcp",
-      hostname: `${storage[4]}.${storage[5]}.${storage[6]}.${storage[7]}`,
+      hostname: ipv4Text(view.getUint32(4, false)),
       port: view.getUint16(2, false),
     };
   }
@@ -210,6 +235,9 @@ function isWildcard(addr: Deno.NetAddr | Deno.UnixAddr): boolean {
     (addr.hostname === "0.0.0.0" || addr.hostname === "::");
 }
 
+const optionValue = new Int32Array(1);
+const optionBytes = new Uint8Array(optionValue.buffer);
+
 function setIntOption(
   lib: Libc,
   fd: number,
@@ -217,8 +245,8 @@ function setIntOption(
   name: number,
   value: number,
 ): void {
-  const bytes = new Uint8Array(new Int32Array([value]).buffer);
-  check(lib.setsockopt(fd, level, name, bytes, 4), "setsockopt");
+  optionValue[0] = value;
+  check(lib.setsockopt(fd, level, name, optionBytes, 4), "setsockopt");
 }
 
 // ----------------------------------------------------------- connections
@@ -239,8 +267,9 @@ export class NativeConn implements Handle {
   #closed = false;
   #readWaiter: PromiseWithResolvers<void> | null = null;
   #writeWaiter: PromiseWithResolvers<void> | null = null;
-  #onReadable: (() => void) | null = null;
-  #onWritable: (() => void) | null = null;
+  #listener: ReadyListener | null = null;
+  #wantRead = false;
+  #wantWrite = false;
 
   /** Takes ownership of `fd` (connected, nonblocking). */
   constructor(
@@ -257,11 +286,10 @@ export class NativeConn implements Handle {
   }
 
   wake(): void {
-    if (this.readable || this.#closed) {
-      const callback = this.#onReadable;
-      if (callback !== null) {
-        this.#onReadable = null;
-        callback();
+    if (this.readable) {
+      if (this.#wantRead && this.#listener !== null) {
+        this.#wantRead = false;
+        this.#listener[socketReadable]();
       }
       const waiter = this.#readWaiter;
       if (waiter !== null) {
@@ -269,11 +297,10 @@ export class NativeConn implements Handle {
         waiter.resolve();
       }
     }
-    if (this.writable || this.#closed) {
-      const callback = this.#onWritable;
-      if (callback !== null) {
-        this.#onWritable = null;
-        callback();
+    if (this.writable && !this.#closed) {
+      if (this.#wantWrite && this.#listener !== null) {
+        this.#wantWrite = false;
+        this.#listener[socketWritable]();
       }
       const waiter = this.#writeWaiter;
       if (waiter !== null) {
@@ -341,19 +368,26 @@ export class NativeConn implements Handle {
     }
   }
 
-  /**
-   * Calls `callback` once, when the socket is next readable (from the
-   * reactor's next turn if it already is); `null` cancels.
-   */
-  onReadable(callback: (() => void) | null): void {
-    this.#onReadable = callback;
-    if (callback !== null && this.readable) this.#reactor.defer(this);
+  /** Sets who is told of readiness (a transport), or nobody. */
+  listen(listener: ReadyListener | null): void {
+    this.#listener = listener;
+    this.#wantRead = false;
+    this.#wantWrite = false;
   }
 
-  /** As onReadable, for writability. */
-  onWritable(callback: (() => void) | null): void {
-    this.#onWritable = callback;
-    if (callback !== null && this.writable) this.#reactor.defer(this);
+  /**
+   * Asks for one readable call when the socket is next readable (from the
+   * reactor's next turn if it already is); `false` cancels.
+   */
+  wantRead(on: boolean): void {
+    this.#wantRead = on;
+    if (on && this.readable) this.#reactor.defer(this);
+  }
+
+  /** As wantRead, for writability. */
+  wantWrite(on: boolean): void {
+    this.#wantWrite = on;
+    if (on && this.writable) this.#reactor.defer(this);
   }
 
   // The promise side, for what reads a Deno.Conn-shaped resource (the TLS
@@ -390,14 +424,13 @@ export class NativeConn implements Handle {
   close(): void {
     if (this.#closed) throw closed();
     this.#closed = true;
-    this.#reactor.unregister(this.fd);
+    this.#reactor.unregister(this.fd, true);
     closeFd(this.fd);
     this.#readWaiter?.reject(interrupted());
     this.#writeWaiter?.reject(interrupted());
     this.#readWaiter = null;
     this.#writeWaiter = null;
-    this.#onReadable = null;
-    this.#onWritable = null;
+    this.#listener = null;
   }
 
   /** Enables or disables Nagle's algorithm's opposite (TCP_NODELAY). */
@@ -502,7 +535,7 @@ export class NativeListener implements Handle {
   close(): void {
     if (this.#closed) throw closed();
     this.#closed = true;
-    this.#reactor.unregister(this.fd);
+    this.#reactor.unregister(this.fd, true);
     closeFd(this.fd);
     this.#waiter?.reject(closed());
     this.#waiter = null;

@@ -284,10 +284,16 @@ class Reactor {
     if (this.#deferred.length === 1) this.#idle();
   }
 
-  /** Removes `fd` before its owner closes it. */
-  unregister(fd: number): void {
+  /**
+   * Forgets `fd`. With `closing`, its owner closes it right after, which
+   * takes it out of the epoll set (no descriptor is ever duplicated), so no
+   * EPOLL_CTL_DEL is made; a batch already taken may still name the number,
+   * and a handle registered under it again then sees one spurious wake-up
+   * (its next call answers EAGAIN).
+   */
+  unregister(fd: number, closing = false): void {
     if (!this.#handles.delete(fd)) return;
-    this.#lib.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, this.#ctl);
+    if (!closing) this.#lib.epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, this.#ctl);
     if (this.#handles.size === 0) this.#idle();
   }
 

@@ -309,6 +309,12 @@ export class Server implements AsyncDisposable {
   #options: ServeOptions;
   #state: ServerState = "idle";
   #transports = new Set<StreamTransport>();
+  /** Every connection's onLost hook (one function per server). */
+  #onLost = (transport: StreamTransport): void => {
+    this.#transports.delete(transport);
+    this.#release();
+    this.#wakeWaiters();
+  };
   #pendingHandshakes = new Set<Deno.Conn>();
   #closed = Promise.withResolvers<void>();
   #waiters: (() => void)[] = [];
@@ -619,11 +625,10 @@ export class Server implements AsyncDisposable {
   #attach(
     conn: Deno.Conn,
     extra: Record<string, unknown>,
-    make: (
+    make?: (
       protocol: Protocol | BufferedProtocol,
       options: StreamTransportOptions,
-    ) => StreamTransport = (protocol, options) =>
-      new StreamTransport(conn, protocol, options),
+    ) => StreamTransport,
   ): void {
     let protocol: Protocol | BufferedProtocol;
     try {
@@ -644,16 +649,15 @@ export class Server implements AsyncDisposable {
     }
     let transport: StreamTransport;
     try {
-      transport = make(protocol, {
+      const options: StreamTransportOptions = {
         extra: { ...connExtra(conn), ...extra },
         idleTimeout: this.#options.idleTimeout ?? null,
         ...(this.#budget ? { budget: this.#budget } : {}),
-        onLost: () => {
-          this.#transports.delete(transport);
-          this.#release();
-          this.#wakeWaiters();
-        },
-      });
+        onLost: this.#onLost,
+      };
+      transport = make === undefined
+        ? new StreamTransport(conn, protocol, options)
+        : make(protocol, options);
     } catch (error) {
       // A protocol whose properties throw (a getter, a Proxy) must not end
       // the accept loop.

@@ -19,7 +19,9 @@ import type {
   Transport,
 } from "../mod.ts";
 import {
+  callbackFailed,
   callSoon,
+  type FailureHost,
   invokeCallback,
   invokeConnectionLost,
   isPeerGone,
@@ -79,13 +81,31 @@ export interface ReadyIo extends StreamIo {
   readNow(buffer: Uint8Array): number | null;
   /** Writes from `data` now: the count (may be partial), or -1 (buffer full). */
   writeNow(data: Uint8Array): number;
+  /** Sets who is told when the socket becomes ready (`null`: nobody). */
+  listen(listener: ReadyListener | null): void;
   /**
-   * Calls `callback` once, when the socket is next readable (on the next
-   * turn if it already is); `null` cancels.
+   * Asks for one `[socketReadable]()` call when the socket is next readable
+   * (on the reactor's next turn if it already is); `false` cancels.
    */
-  onReadable(callback: (() => void) | null): void;
-  /** As `onReadable`, for writability. */
-  onWritable(callback: (() => void) | null): void;
+  wantRead(on: boolean): void;
+  /** As `wantRead`, for writability and `[socketWritable]()`. */
+  wantWrite(on: boolean): void;
+}
+
+/** The method key a {@linkcode ReadyIo} calls when it is readable. */
+export const socketReadable: unique symbol = Symbol("denio.socketReadable");
+/** The method key a {@linkcode ReadyIo} calls when it is writable. */
+export const socketWritable: unique symbol = Symbol("denio.socketWritable");
+
+/**
+ * What a {@linkcode ReadyIo} tells of readiness (a transport: no closure per
+ * connection).
+ */
+export interface ReadyListener {
+  /** The socket is readable (bytes, EOF or an error). */
+  [socketReadable](): void;
+  /** The socket is writable again. */
+  [socketWritable](): void;
 }
 
 /** True when `io` is a {@linkcode ReadyIo}. */
@@ -105,8 +125,11 @@ export interface StreamTransportOptions {
   extra?: Record<string, unknown>;
   /** Called once, right after `connectionMade` returned. */
   onMade?: () => void;
-  /** Called once, after `connectionLost` returned (or threw). */
-  onLost?: () => void;
+  /**
+   * Called once, after `connectionLost` returned (or threw), with the
+   * transport these options were given to (one hook can serve many).
+   */
+  onLost?: (transport: StreamTransport) => void;
   /**
    * Settles when a write-only peer goes away (a pipe's reader closing);
    * a rejection reason is passed to `connectionLost`.
@@ -304,14 +327,14 @@ const IDLE_SLICES = 4;
  * A {@linkcode Transport} over a {@linkcode StreamIo} adapter. Instances come
  * from `createConnection`, `createServer`, `startTls` and the pipe functions.
  */
-export class StreamTransport implements Transport {
+export class StreamTransport implements Transport, FailureHost, ReadyListener {
   #io: StreamIo;
   #protocol: BaseProtocol;
   #buffered = false;
   #state: State = STARTING;
   #extra: Record<string, unknown>;
   #options: StreamTransportOptions;
-  #onCallbackError: (name: string, error: unknown) => void;
+
   // The write path's promise handlers, made once per transport.
   // (Made at the first write: an idle transport has none.)
   #onWritten: ((n: number) => void) | null = null;
@@ -324,8 +347,8 @@ export class StreamTransport implements Transport {
   #loopRunning = false;
   /** The adapter, when it is a ReadyIo (synchronous reads and writes). */
   #ready: ReadyIo | null = null;
-  #onReadable: (() => void) | null = null;
-  #onWritable: (() => void) | null = null;
+  /** Made at the first resumeReading() of a ReadyIo transport. */
+  #onResume: (() => void) | null = null;
   #detaching: PromiseWithResolvers<Uint8Array | null | undefined> | null = null;
   #drained: (() => void) | null = null;
   #slab: Uint8Array = EMPTY;
@@ -381,7 +404,10 @@ export class StreamTransport implements Transport {
     options: StreamTransportOptions = {},
   ) {
     this.#io = io;
-    if (isReadyIo(io)) this.#ready = io;
+    if (isReadyIo(io)) {
+      this.#ready = io;
+      io.listen(this);
+    }
     this.#protocol = protocol;
     this.#buffered = isBufferedProtocol(protocol);
     if (typeof io.readSize === "number" && io.readSize >= 1) {
@@ -396,7 +422,6 @@ export class StreamTransport implements Transport {
     this.#options = options;
     this.#canWriteEof = options.canWriteEof ??
       (typeof io.closeWrite === "function" && typeof io.write === "function");
-    this.#onCallbackError = (name, error) => this.#callbackFailed(name, error);
     if (options.budget !== undefined) this.#budget = options.budget;
     if (options.idleTimeout !== undefined && options.idleTimeout !== null) {
       this.#idleMs = options.idleTimeout;
@@ -414,6 +439,28 @@ export class StreamTransport implements Transport {
     } else {
       callSoon(() => this.#start());
     }
+  }
+
+  /** What a callback that throws is reported through (see invokeCallback). */
+  get #onCallbackError(): FailureHost {
+    return this;
+  }
+
+  /** The ReadyIo adapter is readable (internal; called from the reactor). */
+  [socketReadable](): void {
+    this.#pump();
+  }
+
+  /** The ReadyIo adapter is writable again (internal). */
+  [socketWritable](): void {
+    if (!this.#isLost() && this.#writing !== EMPTY) {
+      this.#writeNow(this.#writing);
+    }
+  }
+
+  /** A protocol callback threw (internal; see invokeCallback). */
+  [callbackFailed](name: string, error: unknown): void {
+    this.#callbackFailed(name, error);
   }
 
   // ---------------------------------------------------------------- base
@@ -785,7 +832,7 @@ export class StreamTransport implements Transport {
   /** A ReadyIo transport reads again from a queued microtask (resumeReading). */
   #repump(): void {
     if (this.#ready !== null && !this.isClosing()) {
-      callSoon(this.#onReadable ??= () => this.#pump());
+      callSoon(this.#onResume ??= () => this.#pump());
     }
   }
 
@@ -808,6 +855,15 @@ export class StreamTransport implements Transport {
       );
     }
     return this.#newSlab(size);
+  }
+
+  /**
+   * A read into `target` (from #nextReadBuffer) delivered nothing (EOF, or
+   * nothing there): a region of the shared slab is free again (a slab's is
+   * simply not counted as used).
+   */
+  #releaseReadBuffer(target: Uint8Array): void {
+    if (this.#young < YOUNG_BYTES) sharedRelease(target, 0);
   }
 
   #newSlab(size: number): Uint8Array {
@@ -871,6 +927,7 @@ export class StreamTransport implements Transport {
           if (this.isClosing()) return;
         }
         if (n === null) {
+          if (!readBuffered) this.#releaseReadBuffer(target);
           sawEof = true;
           this.#onEof();
           return;
@@ -982,7 +1039,6 @@ export class StreamTransport implements Transport {
    */
   #pump(): void {
     const io = this.#ready!;
-    const wake = this.#onReadable ??= () => this.#pump();
     this.#loopRunning = true;
     let sawEof = false;
     try {
@@ -991,7 +1047,7 @@ export class StreamTransport implements Transport {
           return;
         }
         if (!io.readyToRead() || reads === READS_PER_WAKE) {
-          io.onReadable(wake);
+          io.wantRead(true);
           return;
         }
         const readBuffered = this.#buffered;
@@ -1005,14 +1061,12 @@ export class StreamTransport implements Transport {
           return;
         }
         if (n === -1 || n === 0) {
-          // Nothing after all: the region is free again.
-          if (!readBuffered && this.#young < YOUNG_BYTES) {
-            sharedRelease(target, 0);
-          }
+          if (!readBuffered) this.#releaseReadBuffer(target);
           continue;
         }
         this.#idleActive = true;
         if (n === null) {
+          if (!readBuffered) this.#releaseReadBuffer(target);
           sawEof = true;
           this.#onEof();
           return;
@@ -1038,11 +1092,11 @@ export class StreamTransport implements Transport {
       const result: unknown = fn.call(protocol, data);
       if (result instanceof Promise) {
         result.catch((error: unknown) =>
-          this.#onCallbackError("dataReceived", error)
+          this.#callbackFailed("dataReceived", error)
         );
       }
     } catch (error) {
-      this.#onCallbackError("dataReceived", error);
+      this.#callbackFailed("dataReceived", error);
     }
   }
 
@@ -1138,7 +1192,7 @@ export class StreamTransport implements Transport {
     this.#state = state;
     this.#stopIdle();
     this.#uncount();
-    this.#ready?.onReadable(null);
+    this.#ready?.listen(null);
     let onLost = this.#options.onLost;
     return {
       io: this.#io,
@@ -1146,7 +1200,7 @@ export class StreamTransport implements Transport {
       onLost: () => {
         const hook = onLost;
         onLost = undefined;
-        hook?.();
+        hook?.(this);
       },
       forward: (target) => state.target = target,
       idleTimeout: this.#idleMs,
@@ -1231,11 +1285,7 @@ export class StreamTransport implements Transport {
       }
       this.#writing = chunk;
       if (n === -1) {
-        io.onWritable(
-          this.#onWritable ??= () => {
-            if (!this.#isLost()) this.#writeNow(this.#writing);
-          },
-        );
+        io.wantWrite(true);
         return;
       }
       chunk = this.#wrote(n);
@@ -1427,7 +1477,7 @@ export class StreamTransport implements Transport {
     } finally {
       this.#state = CLOSED;
       this.#slab = EMPTY;
-      this.#options.onLost?.();
+      this.#options.onLost?.(this);
     }
   }
 }
