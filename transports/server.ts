@@ -577,7 +577,7 @@ export class Server implements AsyncDisposable {
       } else if (this.#options.tls !== undefined) {
         this.#acceptTls(conn as Deno.TlsConn);
       } else {
-        this.#attach(conn, {});
+        this.#attach(conn, NO_EXTRA);
       }
     }
   }
@@ -650,7 +650,9 @@ export class Server implements AsyncDisposable {
     let transport: StreamTransport;
     try {
       const options: StreamTransportOptions = {
-        extra: { ...connExtra(conn), ...extra },
+        extra: extra === NO_EXTRA
+          ? connExtra(conn)
+          : { ...connExtra(conn), ...extra },
         idleTimeout: this.#options.idleTimeout ?? null,
         ...(this.#budget ? { budget: this.#budget } : {}),
         onLost: this.#onLost,
@@ -676,6 +678,8 @@ export class Server implements AsyncDisposable {
 }
 
 const ACTION = "create server";
+/** The extra info a plain connection adds to connExtra(): none. */
+const NO_EXTRA: Record<string, unknown> = Object.freeze({});
 
 /**
  * Listens for stream connections and gives each a protocol made by
