@@ -232,14 +232,16 @@ export interface Protocol extends BaseProtocol {
  *     this.#transport = transport;
  *   }
  *   getBuffer(_sizeHint: number): Uint8Array {
- *     const next = (this.#current + 1) % 4;
  *     const released = this.#written - this.#transport.getWriteBufferSize();
- *     if (released < this.#ends[next]!) {
- *       this.#slots[next] = new Uint8Array(64 * 1024); // still held: replace
- *       this.fresh++;
+ *     // The slot read last if its bytes have left (warm in cache), else the next.
+ *     if (released < this.#ends[this.#current]!) {
+ *       this.#current = (this.#current + 1) % 4;
+ *       if (released < this.#ends[this.#current]!) {
+ *         this.#slots[this.#current] = new Uint8Array(64 * 1024); // still held
+ *         this.fresh++;
+ *       }
  *     }
- *     this.#current = next;
- *     return this.#slots[next]!;
+ *     return this.#slots[this.#current]!;
  *   }
  *   bufferUpdated(nbytes: number) {
  *     this.#written += nbytes;
