@@ -356,10 +356,11 @@ class Reactor {
     let spins = 0;
     try {
       while (this.#handles.size > 0) {
-        let n = lib.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
-        if (n === 0 && spins < MAX_SPINS && this.#deferred.length === 0) {
-          n = this.#waitShortly();
-        }
+        // A short sleep when it may (returns at once if something is
+        // ready), else a poll.
+        let n = spins < MAX_SPINS && this.#deferred.length === 0
+          ? this.#waitShortly()
+          : lib.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
         if (n < 0) {
           const code = errno();
           if (code !== EINTR) throw osError(code, "epoll_wait");
@@ -406,10 +407,15 @@ class Reactor {
     }
   }
 
-  /** Sleeps up to SHORT_WAIT_NS for an event: epoll_pwait2's result. */
+  /**
+   * Waits up to SHORT_WAIT_NS for an event (epoll_pwait2), or polls where
+   * that call is absent: the count, or -1 with errno.
+   */
   #waitShortly(): number {
     const wait = this.#lib.epoll_pwait2;
-    if (wait === null) return 0;
+    if (wait === null) {
+      return this.#lib.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
+    }
     return wait(this.#epfd, this.#events, MAX_EVENTS, this.#shortWait, null);
   }
 
