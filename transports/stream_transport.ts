@@ -963,10 +963,9 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
    */
   #readBuffer(readBuffered: boolean): Uint8Array | null {
     if (!readBuffered) return this.#nextReadBuffer();
-    const given = invokeCallback(
-      this.#protocol,
+    const given = this.#callHot(
+      (this.#protocol as BufferedProtocol).getBuffer,
       "getBuffer",
-      this.#onCallbackError,
       this.#readSize,
     );
     if (this.isClosing()) return null;
@@ -1005,10 +1004,9 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     }
     this.#delivering = true;
     if (readBuffered) {
-      invokeCallback(
-        this.#protocol,
+      this.#callHot(
+        (this.#protocol as BufferedProtocol).bufferUpdated,
         "bufferUpdated",
-        this.#onCallbackError,
         n,
       );
     } else {
@@ -1080,23 +1078,35 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     }
   }
 
-  /** `protocol.dataReceived(data)`, as invokeCallback, inlined for the hot path. */
+  /** `protocol.dataReceived(data)`, for the hot path. */
   #dataReceived(data: Uint8Array): void {
-    const protocol = this.#protocol as Protocol;
+    this.#callHot(
+      (this.#protocol as Protocol).dataReceived,
+      "dataReceived",
+      data,
+    );
+  }
+
+  /**
+   * Calls `fn` (the protocol's callback `name`, looked up by the caller with
+   * a plain property load, which stays fast where invokeCallback's lookup by
+   * name is shared by every callback) as invokeCallback does.
+   */
+  #callHot(fn: unknown, name: string, arg: unknown): unknown {
+    const protocol = this.#protocol;
+    if (typeof fn !== "function") {
+      return invokeCallback(protocol, name, this, arg);
+    }
     try {
-      const fn = protocol.dataReceived;
-      if (typeof fn !== "function") {
-        invokeCallback(protocol, "dataReceived", this.#onCallbackError, data);
-        return;
-      }
-      const result: unknown = fn.call(protocol, data);
+      const result: unknown = fn.call(protocol, arg);
       if (result instanceof Promise) {
-        result.catch((error: unknown) =>
-          this.#callbackFailed("dataReceived", error)
-        );
+        result.catch((error: unknown) => this.#callbackFailed(name, error));
+        return undefined;
       }
+      return result;
     } catch (error) {
-      this.#callbackFailed("dataReceived", error);
+      this.#callbackFailed(name, error);
+      return undefined;
     }
   }
 
