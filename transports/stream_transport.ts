@@ -367,10 +367,8 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   #bufferSize = 0;
   /** A write is in flight, or `#startPending`. */
   #flushing = false;
-  /** Chunks wait for the end of the tick (or of the callback) to leave. */
+  /** Chunks wait for the queued flush (the end of the tick) to leave. */
   #startPending = false;
-  /** The read loop is inside dataReceived/bufferUpdated: it flushes after. */
-  #delivering = false;
   #eofRequested = false;
   #eofSent = false;
   #canWriteEof: boolean;
@@ -532,9 +530,10 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   // ---------------------------------------------------------------- write
 
   /**
-   * Sends `data`: the first write of a tick is handed to the OS at once (as
-   * asyncio's immediate `send`), later ones wait behind it and leave
-   * together. The transport may keep a reference to `data` until it is
+   * Sends `data`: the writes of one tick leave together, handed to the OS
+   * from one queued microtask (asyncio sends at once inside `write()`; the
+   * bytes leave in the same tick here, joined, and callbacks see no
+   * difference). The transport may keep a reference to `data` until it is
    * written: do not modify it afterwards.
    *
    * After the connection is lost (or after `close()`), data is dropped
@@ -935,7 +934,6 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         this.#deliver(target, n, readBuffered);
       }
     } catch (error) {
-      this.#delivering = false;
       if (this.#detaching !== null) {
         const handOver = this.#detaching;
         this.#detaching = null;
@@ -989,8 +987,8 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
 
   /**
    * The one place where bytes were read (`n` of them, into `target`, for a
-   * protocol of the `readBuffered` kind) and are delivered; writes the
-   * callback made leave right after it.
+   * protocol of the `readBuffered` kind) and are delivered (writes the
+   * callback makes leave from the tick's queued flush).
    */
   #deliver(target: Uint8Array, n: number, readBuffered: boolean): void {
     // (A Protocol's read given the end of a slab, less than its size,
@@ -1002,7 +1000,6 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
       this.#deliverAcross(target.subarray(0, n), readBuffered);
       return;
     }
-    this.#delivering = true;
     if (readBuffered) {
       this.#callHot(
         (this.#protocol as BufferedProtocol).bufferUpdated,
@@ -1023,9 +1020,6 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
           : new Uint8Array(target.buffer, target.byteOffset, n),
       );
     }
-    this.#delivering = false;
-    // Writes the callback made leave now, before the next read.
-    if (this.#startPending) this.#flushPending();
   }
 
   /**
@@ -1229,9 +1223,15 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   }
 
   /**
-   * Queues `data`. Writes made in one tick leave together: those made inside
-   * dataReceived/bufferUpdated as soon as the callback returns (before the
-   * next read, as asyncio's immediate send), others from a queued microtask.
+   * Queues `data`. Writes made in one tick leave together, from one queued
+   * microtask. Inside dataReceived/bufferUpdated that microtask runs after
+   * the other reads that completed with this one were delivered (their
+   * continuations are queued already; on the native backend, after the
+   * reactor's whole batch), so the sends of a tick leave back to back after
+   * all of its callbacks ran: sending from the read loop, between two
+   * connections' callbacks, measured 1.35x the raw loop's CPU at 1 KiB x 50
+   * connections, this 1.16x (5 interleaved rounds; the README has the bench
+   * runs), with the same system calls.
    */
   #append(data: Uint8Array): void {
     this.#bufferSize += data.length;
@@ -1240,9 +1240,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     if (this.#flushing) return;
     this.#flushing = true;
     this.#startPending = true;
-    if (!this.#delivering) {
-      queueMicrotask(this.#onFlushTask ??= () => this.#flushPending());
-    }
+    queueMicrotask(this.#onFlushTask ??= () => this.#flushPending());
   }
 
   /** Starts the write of the chunks queued this tick, if still wanted. */
