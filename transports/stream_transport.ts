@@ -924,13 +924,8 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
           }
           if (this.isClosing()) return;
         }
-        if (n === null) {
-          if (!readBuffered) this.#releaseReadBuffer(target);
-          sawEof = true;
-          this.#onEof();
-          return;
-        }
-        this.#deliver(target, n, readBuffered);
+        sawEof = n === null;
+        if (this.#received(target, n, readBuffered)) return;
       }
     } catch (error) {
       if (this.#detaching !== null) {
@@ -982,6 +977,24 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
       return null;
     }
     return given;
+  }
+
+  /**
+   * What a read into `target` brought: EOF (eofReceived; true, the loop
+   * ends) or `n` bytes, delivered.
+   */
+  #received(
+    target: Uint8Array,
+    n: number | null,
+    readBuffered: boolean,
+  ): boolean {
+    if (n === null) {
+      if (!readBuffered) this.#releaseReadBuffer(target);
+      this.#onEof();
+      return true;
+    }
+    this.#deliver(target, n, readBuffered);
+    return false;
   }
 
   /**
@@ -1056,13 +1069,8 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
           continue;
         }
         this.#idleActive = true;
-        if (n === null) {
-          if (!readBuffered) this.#releaseReadBuffer(target);
-          sawEof = true;
-          this.#onEof();
-          return;
-        }
-        this.#deliver(target, n, readBuffered);
+        sawEof = n === null;
+        if (this.#received(target, n, readBuffered)) return;
       }
     } finally {
       this.#loopRunning = false;
