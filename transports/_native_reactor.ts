@@ -10,9 +10,10 @@
 // the process alive. Every socket descriptor is closed by its owner.
 //
 // The loop: a synchronous epoll wait of at most SHORT_WAIT_NS; while events
-// keep coming it dispatches them and spins again, for at most TURN_MS (and
-// MAX_SPINS spins) in a row before it gives Deno's event loop a turn (timers,
-// signals, other ops) with a nonblocking epoll_wait of timeout 0. When nothing is ready it waits with a
+// keep coming it dispatches them and spins again, for at most TURN_MS in a
+// row before it gives Deno's event loop a turn (timers, signals, other ops)
+// with a nonblocking epoll_wait of timeout 0. When nothing is ready it waits
+// with a
 // `nonblocking: true` epoll_wait of at most WAIT_TIMEOUT ms on Deno's
 // blocking pool, which leaves the JS thread free. The loop runs only while a
 // socket is registered; when the last one goes, a wait in flight is woken
@@ -122,15 +123,14 @@ export const MAX_IO = 1 << 30;
 /** Ready events taken per epoll_wait. */
 const MAX_EVENTS = 256;
 /**
- * How long the loop may keep the JS thread, in ms, and how many polls in a
- * row, before Deno's event loop gets a turn. A turn costs a trip through
+ * How long the loop may keep the JS thread, in ms, before Deno's event loop
+ * gets a turn. A turn costs a trip through
  * Deno's blocking pool (two thread switches, some 10-20 µs here): after 16
  * polls it came every few dozen round trips of a busy server and cost about
  * 0.5 µs per round trip; a turn every 2 ms delays timers and other ops by at
  * most that.
  */
 const TURN_MS = 2;
-const MAX_SPINS = 4096;
 /** Longest nonblocking wait, in ms. */
 const WAIT_TIMEOUT = 1000;
 /**
@@ -361,16 +361,13 @@ class Reactor {
 
   async #loop(): Promise<void> {
     const lib = this.#lib;
-    let spins = 0;
     let turnStart = performance.now();
     try {
       while (this.#handles.size > 0) {
-        if (spins > 0 && performance.now() - turnStart >= TURN_MS) {
-          spins = MAX_SPINS;
-        }
+        const turnOver = performance.now() - turnStart >= TURN_MS;
         // A short sleep when it may (returns at once if something is
         // ready), else a poll.
-        let n = spins < MAX_SPINS && this.#deferred.length === 0
+        let n = !turnOver && this.#deferred.length === 0
           ? this.#waitShortly()
           : lib.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
         if (n < 0) {
@@ -380,15 +377,13 @@ class Reactor {
         }
         // Deferred wakes count as work done: the loop does not sleep on them.
         const work = n + (this.#deferred.length > 0 ? this.#wakeDeferred() : 0);
-        if (work > 0 && spins < MAX_SPINS) {
-          spins++;
+        if (work > 0 && !turnOver) {
           if (n > 0) this.#dispatch(n);
           // Let the woken reads and writes run (microtasks) before polling again.
           await settle();
           continue;
         }
         if (n > 0) this.#dispatch(n);
-        spins = 0;
         if (this.#handles.size === 0) break;
         // A turn for Deno's event loop: wait off the JS thread, briefly if
         // work was just done, else until something is ready.

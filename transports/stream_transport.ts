@@ -438,11 +438,6 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     }
   }
 
-  /** What a callback that throws is reported through (see invokeCallback). */
-  get #onCallbackError(): FailureHost {
-    return this;
-  }
-
   /** The ReadyIo adapter is readable (internal; called from the reactor). */
   [socketReadable](): void {
     this.#pump();
@@ -698,7 +693,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     invokeCallback(
       this.#protocol,
       "connectionMade",
-      this.#onCallbackError,
+      this,
       this,
     );
     this.#options.onMade?.();
@@ -794,7 +789,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
       const keep = invokeCallback(
         this.#protocol,
         "timeoutReached",
-        this.#onCallbackError,
+        this,
       );
       // setIdleTimeout() from the callback restarted or stopped the timer.
       if (this.#idleMs === null || this.#idleTimer !== undefined) return;
@@ -1026,7 +1021,9 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         // Keep views 8-byte aligned so a protocol can build typed arrays.
         this.#slabOffset += (n + 7) & ~7;
       }
-      this.#dataReceived(
+      this.#callHot(
+        (this.#protocol as Protocol).dataReceived,
+        "dataReceived",
         n === target.length
           ? target
           : new Uint8Array(target.buffer, target.byteOffset, n),
@@ -1079,15 +1076,6 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     }
   }
 
-  /** `protocol.dataReceived(data)`, for the hot path. */
-  #dataReceived(data: Uint8Array): void {
-    this.#callHot(
-      (this.#protocol as Protocol).dataReceived,
-      "dataReceived",
-      data,
-    );
-  }
-
   /**
    * Calls `fn` (the protocol's callback `name`, looked up by the caller with
    * a plain property load, which stays fast where invokeCallback's lookup by
@@ -1121,7 +1109,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
       invokeCallback(
         this.#protocol,
         "dataReceived",
-        this.#onCallbackError,
+        this,
         bytes.slice(),
       );
       return;
@@ -1131,7 +1119,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
       const given = invokeCallback(
         this.#protocol,
         "getBuffer",
-        this.#onCallbackError,
+        this,
         bytes.length - offset,
       );
       if (this.isClosing()) return;
@@ -1152,7 +1140,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
       invokeCallback(
         this.#protocol,
         "bufferUpdated",
-        this.#onCallbackError,
+        this,
         count,
       );
     }
@@ -1223,7 +1211,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     const keepOpen = invokeCallback(
       this.#protocol,
       "eofReceived",
-      this.#onCallbackError,
+      this,
     );
     if (this.isClosing()) return;
     if (!keepOpen || !this.#canWriteEof) this.close();
@@ -1247,9 +1235,8 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     if (this.#flushing) return;
     this.#flushing = true;
     this.#startPending = true;
-    StreamTransport.#flushQueue.push(this);
-    if (!StreamTransport.#flushQueued) {
-      StreamTransport.#flushQueued = true;
+    // The first transport of the tick schedules the flush of them all.
+    if (StreamTransport.#flushQueue.push(this) === 1) {
       queueMicrotask(StreamTransport.#runFlushes);
     }
   }
@@ -1261,13 +1248,11 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
    */
   static #flushQueue: StreamTransport[] = [];
   static #spareQueue: StreamTransport[] = [];
-  static #flushQueued = false;
 
   static #runFlushes = (): void => {
     const queue = StreamTransport.#flushQueue;
     // Writes made while these flush (a resumeWriting callback) queue anew.
     StreamTransport.#flushQueue = StreamTransport.#spareQueue;
-    StreamTransport.#flushQueued = false;
     for (let i = 0; i < queue.length; i++) {
       try {
         queue[i]!.#flushPending();
@@ -1438,13 +1423,13 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
 
   #maybePause(): void {
     if ((this.#flow ??= new FlowControl()).shouldPause(this.#bufferSize)) {
-      invokeCallback(this.#protocol, "pauseWriting", this.#onCallbackError);
+      invokeCallback(this.#protocol, "pauseWriting", this);
     }
   }
 
   #maybeResume(): void {
     if (this.#flow?.shouldResume(this.#bufferSize)) {
-      invokeCallback(this.#protocol, "resumeWriting", this.#onCallbackError);
+      invokeCallback(this.#protocol, "resumeWriting", this);
     }
   }
 
