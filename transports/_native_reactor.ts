@@ -166,11 +166,13 @@ export function libc(): Libc {
 }
 
 /**
- * A size_t argument. Deno types "usize" parameters as bigint but takes a
- * number as well (and a BigInt per call would cost an allocation).
+ * A size_t argument, as the BigInt Deno's fast call for a "usize" parameter
+ * checks for. A number is taken too, but only by the slow path: measured,
+ * 480 ns per recv() against 190 ns, and every optimized caller deoptimized
+ * ("not a BigInt") each time it met one.
  */
 export function size(n: number): bigint {
-  return n as unknown as bigint;
+  return BigInt(n);
 }
 
 /** The calling thread's errno, read right after a failed call. */
