@@ -294,6 +294,8 @@ export class NativeConn implements Handle {
       const waiter = this.#readWaiter;
       if (waiter !== null) {
         this.#readWaiter = null;
+        this.#reactor.resolvedPromise();
+        this.#reactor.resolvedPromise();
         waiter.resolve();
       }
     }
@@ -305,6 +307,8 @@ export class NativeConn implements Handle {
       const waiter = this.#writeWaiter;
       if (waiter !== null) {
         this.#writeWaiter = null;
+        this.#reactor.resolvedPromise();
+        this.#reactor.resolvedPromise();
         waiter.resolve();
       }
     }
@@ -489,6 +493,7 @@ export class NativeListener implements Handle {
     if (this.readable && this.#waiter !== null) {
       const waiter = this.#waiter;
       this.#waiter = null;
+      this.#reactor.resolvedPromise();
       waiter.resolve();
     }
   }
