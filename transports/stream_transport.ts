@@ -1068,6 +1068,15 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         this.#idleActive = true;
         sawEof = n === null;
         if (this.#received(target, n, readBuffered)) return;
+        if (n === target.length) {
+          // A full read: more may be queued, or (a request answered in one
+          // read) nothing yet. Read on from the reactor's next turn, once
+          // this turn's writes have left and the other ready connections
+          // had their reads, rather than ask now for what is most often
+          // EAGAIN (measured at 64 KiB echoes: 8 of 8 A/B rounds faster).
+          io.wantRead(true);
+          return;
+        }
       }
     } finally {
       this.#loopRunning = false;
