@@ -295,7 +295,6 @@ export class NativeConn implements Handle {
       if (waiter !== null) {
         this.#readWaiter = null;
         this.#reactor.resolvedPromise();
-        this.#reactor.resolvedPromise();
         waiter.resolve();
       }
     }
@@ -307,7 +306,6 @@ export class NativeConn implements Handle {
       const waiter = this.#writeWaiter;
       if (waiter !== null) {
         this.#writeWaiter = null;
-        this.#reactor.resolvedPromise();
         this.#reactor.resolvedPromise();
         waiter.resolve();
       }
@@ -656,7 +654,10 @@ async function connectFd(
     writable: false,
     hup: false,
     wake() {
-      if (this.writable) ready.resolve();
+      if (this.writable) {
+        reactor.resolvedPromise();
+        ready.resolve();
+      }
     },
   };
   const reactor = getReactor();
