@@ -310,6 +310,8 @@ export class Server implements AsyncDisposable {
   #state: ServerState = "idle";
   #transports = new Set<StreamTransport>();
   /** Every connection's onLost hook (one function per server). */
+  /** The options of every plain connection's transport (made once). */
+  #connOptions: StreamTransportOptions | undefined;
   #onLost = (transport: StreamTransport): void => {
     this.#transports.delete(transport);
     this.#release();
@@ -649,14 +651,19 @@ export class Server implements AsyncDisposable {
     }
     let transport: StreamTransport;
     try {
-      const options: StreamTransportOptions = {
-        extra: extra === NO_EXTRA
-          ? connExtra(conn)
-          : { ...connExtra(conn), ...extra },
-        idleTimeout: this.#options.idleTimeout ?? null,
-        ...(this.#budget ? { budget: this.#budget } : {}),
-        onLost: this.#onLost,
-      };
+      const options: StreamTransportOptions = extra === NO_EXTRA
+        ? this.#connOptions ??= {
+          connExtra: true,
+          idleTimeout: this.#options.idleTimeout ?? null,
+          ...(this.#budget ? { budget: this.#budget } : {}),
+          onLost: this.#onLost,
+        }
+        : {
+          extra: { ...connExtra(conn), ...extra },
+          idleTimeout: this.#options.idleTimeout ?? null,
+          ...(this.#budget ? { budget: this.#budget } : {}),
+          onLost: this.#onLost,
+        };
       transport = make === undefined
         ? new StreamTransport(conn, protocol, options)
         : make(protocol, options);

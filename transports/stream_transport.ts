@@ -123,6 +123,13 @@ const READS_PER_WAKE = 16;
 export interface StreamTransportOptions {
   /** What `getExtraInfo` answers. */
   extra?: Record<string, unknown>;
+  /**
+   * `getExtraInfo` answers `peername`, `sockname` and `socket` from the io
+   * (a `Deno.Conn` or the native one), made on the first call, instead of
+   * `extra`: an idle connection holds no object for them, and one options
+   * object can serve every connection of a server.
+   */
+  connExtra?: boolean;
   /** Called once, right after `connectionMade` returned. */
   onMade?: () => void;
   /**
@@ -358,7 +365,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   #protocol: BaseProtocol;
   #buffered = false;
   #state: State = STARTING;
-  #extra: Record<string, unknown>;
+  #extra: Record<string, unknown> | null;
   #options: StreamTransportOptions;
 
   // The write path's promise handlers, made once per transport.
@@ -387,7 +394,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
 
   // Writing. `#writing` is the chunk handed to the adapter (its write is in
   // flight); `#chunks` wait behind it and leave joined when it completes.
-  #chunks: Uint8Array[] = [];
+  #chunks: Uint8Array[] | null = null; // made at the first queued write
   #writing: Uint8Array = EMPTY;
   #bufferSize = 0;
   /** A write is in flight, or `#startPending`. */
@@ -441,7 +448,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         this.#readSize = SMALL_FIRST_READ_SIZE;
       }
     }
-    this.#extra = options.extra ?? {};
+    this.#extra = options.connExtra === true ? null : options.extra ?? {};
     this.#options = options;
     this.#canWriteEof = options.canWriteEof ??
       (typeof io.closeWrite === "function" && typeof io.write === "function");
@@ -488,7 +495,18 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
    * whatever the adapter adds; `defaultValue` for an unknown name.
    */
   getExtraInfo(name: string, defaultValue?: unknown): unknown {
-    return Object.hasOwn(this.#extra, name) ? this.#extra[name] : defaultValue;
+    const extra = this.#extra ?? this.#connExtra();
+    return Object.hasOwn(extra, name) ? extra[name] : defaultValue;
+  }
+
+  /** The extra info of a connection made from its io, on the first ask. */
+  #connExtra(): Record<string, unknown> {
+    const conn = this.#io as unknown as Deno.Conn;
+    return this.#extra = {
+      peername: conn.remoteAddr,
+      sockname: conn.localAddr,
+      socket: conn,
+    };
   }
 
   /** True once `close()` or `abort()` was called or the connection was lost. */
@@ -1273,7 +1291,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
    */
   #append(data: Uint8Array): void {
     this.#bufferSize += data.length;
-    this.#chunks.push(data);
+    (this.#chunks ??= []).push(data);
     if (this.#budget !== null) this.#charge(data.length);
     if (this.#flushing) return;
     this.#flushing = true;
@@ -1315,7 +1333,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   #flushPending(): void {
     if (!this.#startPending) return;
     this.#startPending = false;
-    if (this.#isLost() || this.#chunks.length === 0) {
+    if (this.#isLost() || this.#chunks === null || this.#chunks.length === 0) {
       this.#flushing = false;
       return;
     }
@@ -1370,7 +1388,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
 
   /** Takes the next chunk to hand to the OS, joining small ones. */
   #takeChunk(): Uint8Array {
-    const chunks = this.#chunks;
+    const chunks = this.#chunks!;
     const first = chunks[0]!;
     if (chunks.length === 1 || first.length >= MAX_COALESCE) {
       chunks.shift();
@@ -1422,7 +1440,9 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     this.#maybeResume();
     if (this.#isLost()) return null;
     if (n < chunk.length) return chunk.subarray(n);
-    if (this.#chunks.length > 0) return this.#takeChunk();
+    if (this.#chunks !== null && this.#chunks.length > 0) {
+      return this.#takeChunk();
+    }
     this.#flushing = false;
     if (this.#drained !== null) {
       const drained = this.#drained;
@@ -1516,7 +1536,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     if (kind === "lost" || kind === "closed" || kind === "detached") return;
     this.#state = { kind: "lost", error };
     this.#stopIdle();
-    this.#chunks.length = 0;
+    if (this.#chunks !== null) this.#chunks.length = 0;
     this.#writing = EMPTY;
     this.#bufferSize = 0;
     if (this.#budget !== null) {
