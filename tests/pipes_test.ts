@@ -196,6 +196,51 @@ Deno.test("connectReadPipe() reads a byte stream through a BYOB reader", async (
   assertEquals(stream.locked, false);
 });
 
+Deno.test("connectReadPipe() gives a Protocol bytes of its own from a byte stream, whatever the read sizes", async () => {
+  // Reads alternate between filling the BYOB view and a few bytes: a full
+  // read is handed over as it is, a small one copied out of a buffer that is
+  // read into again. The protocol keeps every view it was given, uncopied,
+  // so a buffer reused under a kept view would show in the result.
+  const data = pattern(1_000_000, 7);
+  let offset = 0;
+  let pulls = 0;
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      const request = controller.byobRequest!;
+      if (offset >= data.length) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      const view = new Uint8Array(
+        request.view!.buffer,
+        request.view!.byteOffset,
+        request.view!.byteLength,
+      );
+      const want = pulls++ % 3 === 0 ? 17 : view.length;
+      const n = Math.min(want, data.length - offset);
+      view.set(data.subarray(offset, offset + n));
+      offset += n;
+      request.respond(n);
+    },
+  });
+  const kept: Uint8Array[] = [];
+  const lost = Promise.withResolvers<Error | null>();
+  await connectReadPipe(() => ({
+    dataReceived(bytes: Uint8Array) {
+      kept.push(bytes);
+    },
+    connectionLost(error: Error | null) {
+      lost.resolve(error);
+    },
+  }), stream);
+  assertEquals(await within(lost.promise, "connectionLost"), null);
+  assert(pulls > 20, `the stream was read in many pulls (${pulls})`);
+  assert(kept.some((bytes) => bytes.length === 17), "small reads arrived");
+  assertEquals(concat(kept), data);
+});
+
 Deno.test("connectReadPipe() feeds a BufferedProtocol from a stream", async () => {
   const data = pattern(50_000, 9);
   const buffer = new Uint8Array(4096);

@@ -7,8 +7,9 @@
 // Which way a pipe is read or written, best first:
 // - a direct `read(buffer)` / `write(data)` method (Deno.stdin, Deno.stdout,
 //   Deno.FsFile): the kernel reads straight into the transport's buffer;
-// - a BYOB reader when the stream is a byte stream (a child's stdout): one
-//   copy from a reused scratch buffer, never more than the core asked for;
+// - a BYOB reader when the stream is a byte stream (a child's stdout): for a
+//   Protocol a buffer per read, handed over with no copy; for a
+//   BufferedProtocol one copy from a reused one, never more than asked for;
 // - a default reader otherwise, keeping what did not fit for the next read.
 //
 // Closing the transport closes the pipe, as asyncio's pipe transports do
@@ -168,25 +169,41 @@ function directReadIo(pipe: DirectReader): StreamIo {
 
 function byobReadIo(reader: ReadableStreamBYOBReader): StreamIo {
   // The stream transfers the buffer it reads into, so it cannot be the core's
-  // slab: read into a scratch buffer (reused: each read hands it back) and
-  // copy out.
-  let scratch = new ArrayBuffer(0);
+  // slab. For a Protocol (readOwned) each read gets a buffer of its own and a
+  // well-filled one is handed over as it is: the kernel read straight into
+  // the bytes the protocol keeps. For a BufferedProtocol (read), or a read
+  // that filled under a quarter of its buffer, the bytes are copied out and
+  // the buffer is read into again.
+  let spare: ArrayBuffer | null = null;
   let ended = false;
+  async function into(size: number): Promise<Uint8Array | null> {
+    let buffer = spare;
+    spare = null;
+    if (buffer === null || buffer.byteLength < size) {
+      buffer = new ArrayBuffer(size);
+    }
+    const { value, done } = await reader.read(new Uint8Array(buffer, 0, size));
+    if (done) {
+      ended = true;
+      if (value !== undefined) spare = value.buffer as ArrayBuffer;
+      return null;
+    }
+    return value;
+  }
   return {
     async read(buffer: Uint8Array): Promise<number | null> {
-      if (scratch.byteLength < buffer.length) {
-        scratch = new ArrayBuffer(buffer.length);
-      }
-      const { value, done } = await reader.read(
-        new Uint8Array(scratch, 0, buffer.length),
-      );
-      if (value !== undefined) scratch = value.buffer as ArrayBuffer;
-      if (done) {
-        ended = true;
-        return null;
-      }
+      const value = await into(buffer.length);
+      if (value === null) return null;
       buffer.set(value);
+      spare = value.buffer as ArrayBuffer;
       return value.length;
+    },
+    async readOwned(size: number): Promise<Uint8Array | null> {
+      const value = await into(size);
+      if (value === null) return null;
+      if (value.length * 4 >= value.buffer.byteLength) return value;
+      spare = value.buffer as ArrayBuffer;
+      return value.slice();
     },
     close(): void {
       releaseReader(reader, ended);

@@ -64,6 +64,13 @@ export interface StreamIo {
    * little memory).
    */
   readonly readSize?: number;
+  /**
+   * Reads at most `size` bytes into memory of the adapter's own that the
+   * caller may keep: the bytes, or `null` at EOF. Where present the core
+   * reads for a Protocol with it, and delivers the bytes as they are (no
+   * copy into the core's slab); a BufferedProtocol is still read with `read`.
+   */
+  readOwned?(size: number): Promise<Uint8Array | null>;
 }
 
 /**
@@ -934,7 +941,9 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   }
 
   async #readLoop(): Promise<void> {
-    const io = this.#io as Required<Pick<StreamIo, "read">>;
+    const io = this.#io as
+      & Required<Pick<StreamIo, "read">>
+      & Pick<StreamIo, "readOwned">;
     let sawEof = false;
     this.#loopRunning = true;
     try {
@@ -952,9 +961,18 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         // The kind the read starts with: setProtocol() may switch it while
         // the read is in flight, and the bytes must still arrive.
         const readBuffered = this.#buffered;
-        const target = this.#readBuffer(readBuffered);
-        if (target === null) return;
-        const n = await io.read(target);
+        const owned = !readBuffered && io.readOwned !== undefined;
+        let target: Uint8Array | null;
+        let n: number | null;
+        if (owned) {
+          target = await io.readOwned!(this.#readSize);
+          n = target === null ? null : target.length;
+          target ??= EMPTY;
+        } else {
+          target = this.#readBuffer(readBuffered);
+          if (target === null) return;
+          n = await io.read(target);
+        }
         this.#idleActive = true;
         if (this.#detaching !== null) {
           this.#handOver(n === null ? null : target.slice(0, n));
@@ -972,7 +990,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
           if (this.isClosing()) return;
         }
         sawEof = n === null;
-        if (this.#received(target, n, readBuffered)) return;
+        if (this.#received(target, n, readBuffered, owned)) return;
       }
     } catch (error) {
       if (this.#detaching !== null) {
@@ -1028,28 +1046,36 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
 
   /**
    * What a read into `target` brought: EOF (eofReceived; true, the loop
-   * ends) or `n` bytes, delivered.
+   * ends) or `n` bytes, delivered. `owned`: `target` is the adapter's
+   * (`readOwned`), not a region of the core's slabs.
    */
   #received(
     target: Uint8Array,
     n: number | null,
     readBuffered: boolean,
+    owned = false,
   ): boolean {
     if (n === null) {
-      if (!readBuffered) this.#releaseReadBuffer(target);
+      if (!readBuffered && !owned) this.#releaseReadBuffer(target);
       this.#onEof();
       return true;
     }
-    this.#deliver(target, n, readBuffered);
+    this.#deliver(target, n, readBuffered, owned);
     return false;
   }
 
   /**
    * The one place where bytes were read (`n` of them, into `target`, for a
    * protocol of the `readBuffered` kind) and are delivered (writes the
-   * callback makes leave from the tick's queued flush).
+   * callback makes leave from the tick's queued flush). `owned`: `target`
+   * came from `readOwned` (no slab accounting).
    */
-  #deliver(target: Uint8Array, n: number, readBuffered: boolean): void {
+  #deliver(
+    target: Uint8Array,
+    n: number,
+    readBuffered: boolean,
+    owned = false,
+  ): void {
     // (A Protocol's read given the end of a slab, less than its size,
     // leaves the size as it is.)
     if (readBuffered || target.length === this.#readSize) {
@@ -1066,12 +1092,15 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         n,
       );
     } else {
-      if (this.#young < YOUNG_BYTES) {
-        this.#young += n;
-        sharedRelease(target, n);
-      } else {
-        // Keep views 8-byte aligned so a protocol can build typed arrays.
-        this.#slabOffset += (n + 7) & ~7;
+      if (!owned) {
+        // (An owned read's memory is not the core's: nothing to account.)
+        if (this.#young < YOUNG_BYTES) {
+          this.#young += n;
+          sharedRelease(target, n);
+        } else {
+          // Keep views 8-byte aligned so a protocol can build typed arrays.
+          this.#slabOffset += (n + 7) & ~7;
+        }
       }
       this.#callHot(
         (this.#protocol as Protocol).dataReceived,
