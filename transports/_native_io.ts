@@ -12,10 +12,11 @@ import {
   check,
   closeFd,
   EAGAIN,
+  EALREADY,
   ECONNABORTED,
   EINPROGRESS,
   EINTR,
-  errno,
+  errnoCell,
   getReactor,
   type Handle,
   IPPROTO_TCP,
@@ -34,6 +35,7 @@ import {
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
+  socketErrno,
   SOL_SOCKET,
   TCP_NODELAY,
 } from "./_native_reactor.ts";
@@ -329,8 +331,9 @@ export class NativeConn implements Handle {
     const length = Math.min(buffer.length, MAX_IO);
     if (length === 0) return 0;
     if (!this.readable) return -1;
-    for (;;) {
+    for (let again = true;;) {
       const n = this.#lib.recv(this.fd, buffer, size(length), 0);
+      const code = n < 0 ? errnoCell[0]! : 0;
       if (n > 0) {
         // A short read drained the queue: wait for the next edge rather
         // than answer EAGAIN first (unless the peer closed: no edge then).
@@ -338,9 +341,14 @@ export class NativeConn implements Handle {
         return n;
       }
       if (n === 0) return null;
-      const code = errno();
       if (code === EINTR) continue;
-      if (code !== EAGAIN) throw osError(code);
+      if (code !== EAGAIN) {
+        if (again && !socketErrno(code)) {
+          again = false;
+          continue;
+        }
+        throw osError(code);
+      }
       this.readable = false;
       return -1;
     }
@@ -355,16 +363,22 @@ export class NativeConn implements Handle {
     const length = Math.min(data.length, MAX_IO);
     if (length === 0) return 0;
     if (!this.writable) return -1;
-    for (;;) {
+    for (let again = true;;) {
       const n = this.#lib.send(this.fd, data, size(length), MSG_NOSIGNAL);
+      const code = n < 0 ? errnoCell[0]! : 0;
       if (n >= 0) {
         // A short send filled the socket buffer: EPOLLOUT comes when it drains.
         if (n < length) this.writable = false;
         return n;
       }
-      const code = errno();
       if (code === EINTR) continue;
-      if (code !== EAGAIN) throw osError(code);
+      if (code !== EAGAIN) {
+        if (again && !socketErrno(code)) {
+          again = false;
+          continue;
+        }
+        throw osError(code);
+      }
       this.writable = false;
       return -1;
     }
@@ -499,7 +513,7 @@ export class NativeListener implements Handle {
   /** Accepts the next connection. */
   async accept(): Promise<NativeConn> {
     const lib = this.#lib;
-    for (;;) {
+    for (let again = true;;) {
       if (this.#closed) throw closed();
       if (this.readable) {
         this.#length[0] = SOCKADDR_SIZE;
@@ -509,6 +523,7 @@ export class NativeListener implements Handle {
           this.#lengthBytes,
           SOCK_NONBLOCK | SOCK_CLOEXEC,
         );
+        const code = fd < 0 ? errnoCell[0]! : 0;
         if (fd >= 0) {
           try {
             const remote = parseAddr(lib, this.#storage, this.#length[0]!);
@@ -520,10 +535,15 @@ export class NativeListener implements Handle {
             throw error;
           }
         }
-        const code = errno();
         if (code === EINTR) continue;
         if (code === ECONNABORTED) throw osError(code);
-        if (code !== EAGAIN) throw osError(code, "accept4");
+        if (code !== EAGAIN) {
+          if (again && !socketErrno(code)) {
+            again = false;
+            continue;
+          }
+          throw osError(code, "accept4");
+        }
         this.readable = false;
       }
       if (this.#waiter === null) {
@@ -639,12 +659,18 @@ async function connectFd(
   addr: Uint8Array,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  for (;;) {
-    if (lib.connect(fd, addr, addr.length) === 0) return;
-    const code = errno();
+  for (let again = true;;) {
+    const result = lib.connect(fd, addr, addr.length);
+    const code = result < 0 ? errnoCell[0]! : 0;
+    if (result === 0) return;
     if (code === EINTR) continue;
-    if (code !== EINPROGRESS && code !== EAGAIN) throw osError(code);
-    break;
+    // (EALREADY: the first call was under way, its errno not read right.)
+    if (code === EINPROGRESS || code === EAGAIN || code === EALREADY) break;
+    if (again && !socketErrno(code)) {
+      again = false;
+      continue;
+    }
+    throw osError(code);
   }
   // Wait for the socket to become writable through the reactor.
   const ready = Promise.withResolvers<void>();

@@ -105,6 +105,7 @@ export const EINTR = 4;
 export const EAGAIN = 11;
 export const EINPROGRESS = 115;
 export const ECONNABORTED = 103;
+export const EALREADY = 114;
 
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
@@ -156,16 +157,23 @@ export function unsupportedReason(): string | null {
 let lib: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
 /**
  * The JS thread's errno, as memory (its thread-local slot lives as long as
- * the thread, and every synchronous call runs on it): a load, where
- * `UnsafePointerView.getInt32` is an op call (about 190 ns measured).
+ * the thread, and every synchronous call runs on it; set by `libc()`). A
+ * load, where `UnsafePointerView.getInt32` is an op call (about 190 ns).
+ *
+ * Read it as `errnoCell[0]` in the statement right after the failed call,
+ * never through a function: the entry of a JavaScript function is where V8
+ * may service an interrupt on this thread, and that work can leave another
+ * errno there (a million `close(-1)` calls each followed by `errno()` read
+ * ENOENT once in 2 of 15 runs, during tier-up; read inline, never). What a
+ * socket call cannot give is asked again: see {@linkcode socketErrno}.
  */
-let errnoSlot: Int32Array | null = null;
+export let errnoCell: Int32Array = new Int32Array(1);
 
 /** Opens libc.so.6 on first use. */
 export function libc(): Libc {
   if (lib === null) {
     lib = Deno.dlopen("libc.so.6", SYMBOLS);
-    errnoSlot = new Int32Array(
+    errnoCell = new Int32Array(
       Deno.UnsafePointerView.getArrayBuffer(
         lib.symbols.__errno_location()!,
         4,
@@ -185,9 +193,62 @@ export function size(n: number): bigint {
   return BigInt(n);
 }
 
-/** The calling thread's errno, read right after a failed call. */
+/**
+ * The calling thread's errno, for calls off the hot path (see
+ * {@linkcode errnoCell} for why the hot path reads it inline).
+ */
 export function errno(): number {
-  return errnoSlot![0]!;
+  return errnoCell[0]!;
+}
+
+/**
+ * The errno values a socket call (`recv`, `send`, `accept4`, `connect`,
+ * `epoll_wait`) can fail with, by their manual pages and the socket errors
+ * TCP reports through them. Anything else (ENOENT, say) was not the call's:
+ * other work on the thread left it between the call and the read, and the
+ * caller makes the call once more rather than fail the connection with it.
+ */
+const SOCKET_ERRNOS = new Set([
+  1, // EPERM
+  4, // EINTR
+  5, // EIO
+  9, // EBADF
+  11, // EAGAIN
+  12, // ENOMEM
+  13, // EACCES
+  14, // EFAULT
+  22, // EINVAL
+  23, // ENFILE
+  24, // EMFILE
+  32, // EPIPE
+  71, // EPROTO
+  88, // ENOTSOCK
+  89, // EDESTADDRREQ
+  90, // EMSGSIZE
+  92, // ENOPROTOOPT
+  95, // EOPNOTSUPP
+  97, // EAFNOSUPPORT
+  98, // EADDRINUSE
+  99, // EADDRNOTAVAIL
+  100, // ENETDOWN
+  101, // ENETUNREACH
+  103, // ECONNABORTED
+  104, // ECONNRESET
+  105, // ENOBUFS
+  106, // EISCONN
+  107, // ENOTCONN
+  108, // ESHUTDOWN
+  110, // ETIMEDOUT
+  111, // ECONNREFUSED
+  112, // EHOSTDOWN
+  113, // EHOSTUNREACH
+  114, // EALREADY
+  115, // EINPROGRESS
+]);
+
+/** True when `code` is one a socket call can give (see SOCKET_ERRNOS). */
+export function socketErrno(code: number): boolean {
+  return SOCKET_ERRNOS.has(code);
 }
 
 /** strerror's text for each code met (constant: denio never sets a locale). */
@@ -443,9 +504,12 @@ class Reactor {
         let n = !turnOver && this.#deferred.length === 0
           ? this.#waitShortly()
           : lib.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
+        // Anything but EBADF, EFAULT or EINVAL (bugs) is polled again.
+        const code = n < 0 ? errnoCell[0]! : 0;
         if (n < 0) {
-          const code = errno();
-          if (code !== EINTR) throw osError(code, "epoll_wait");
+          if (code === 9 || code === 14 || code === 22) {
+            throw osError(code, "epoll_wait");
+          }
           n = 0;
         }
         // Deferred wakes count as work done: the loop does not sleep on them.
