@@ -84,6 +84,62 @@ Deno.test("Transport.setProtocol() from plain to buffered with a read in flight 
   await server.waitClosed();
 });
 
+Deno.test("Transport.setProtocol() from plain to buffered with a byte-stream pipe read in flight copies into getBuffer()", async () => {
+  // A Protocol reads a byte stream with the adapter's own buffers
+  // (readOwned); the read pending at the switch must reach the new
+  // BufferedProtocol through getBuffer(), in order with what follows.
+  const release = Promise.withResolvers<void>();
+  const data = encoder.encode("hello world");
+  let offset = 0;
+  let pulls = 0;
+  const stream = new ReadableStream({
+    type: "bytes",
+    async pull(controller) {
+      const request = controller.byobRequest!;
+      if (pulls++ === 0) await release.promise;
+      if (offset === data.length) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      const view = new Uint8Array(
+        request.view!.buffer,
+        request.view!.byteOffset,
+        request.view!.byteLength,
+      );
+      // "hello" first, then the rest as the view allows.
+      const n = Math.min(
+        view.length,
+        (offset === 0 ? 5 : data.length) - offset,
+      );
+      view.set(data.subarray(offset, offset + n));
+      offset += n;
+      request.respond(n);
+    },
+  });
+  const buffer = new Uint8Array(4);
+  let text = "";
+  const lost = Promise.withResolvers<Error | null>();
+  const second: BufferedProtocol = {
+    getBuffer: () => buffer,
+    bufferUpdated(n) {
+      text += decoder.decode(buffer.subarray(0, n));
+    },
+    connectionLost: (error) => lost.resolve(error),
+  };
+  const [transport] = await connectReadPipe(() => ({
+    dataReceived: () => {
+      throw new Error("the old protocol got the bytes");
+    },
+  }), stream);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assertEquals(pulls, 1, "a read is in flight");
+  transport.setProtocol(second);
+  release.resolve();
+  assertEquals(await lost.promise, null);
+  assertEquals(text, "hello world");
+});
+
 Deno.test("ReadTransport from connectReadPipe(): write() throws TypeError and isReading() reflects the read side", async () => {
   const lost = Promise.withResolvers<Error | null>();
   const stream = new ReadableStream<Uint8Array>({
