@@ -10,7 +10,7 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
-import { createConnection, createServer } from "../mod.ts";
+import { createConnection, createServer, type Transport } from "../mod.ts";
 import {
   connectNative,
   listenNative,
@@ -477,6 +477,55 @@ Deno.test('NativeConn as getExtraInfo("socket"): remoteAddr, localAddr, setNoDel
     socket.setKeepAlive(false);
   } finally {
     transport.close();
+  }
+});
+
+Deno.test("Native peername and sockname: IPv4 and IPv6 addresses and ports, as Deno's own connection reports them", async (t) => {
+  for (const hostname of ["127.0.0.1", "::1"]) {
+    await t.step(hostname, async (t) => {
+      let listener: Deno.Listener;
+      try {
+        listener = Deno.listen({ hostname, port: 0 });
+      } catch (error) {
+        console.log(`skipped: no ${hostname} loopback here (${error})`);
+        return;
+      }
+      listener.close();
+      await t.step("server side", async () => {
+        const made = Promise.withResolvers<Transport>();
+        await using server = await createServer(() => ({
+          connectionMade: (transport: Transport) => made.resolve(transport),
+        }), { hostname, port: 0, backend: "native" });
+        const { port } = server.addrs[0] as Deno.NetAddr;
+        const conn = await Deno.connect({ hostname, port });
+        try {
+          const transport = await made.promise;
+          assertEquals(transport.getExtraInfo("peername"), conn.localAddr);
+          assertEquals(transport.getExtraInfo("sockname"), conn.remoteAddr);
+          transport.close();
+        } finally {
+          conn.close();
+        }
+      });
+      await t.step("client side", async () => {
+        const accepted = Deno.listen({ hostname, port: 0 });
+        try {
+          const { port } = accepted.addr as Deno.NetAddr;
+          const [transport] = await createConnection(() => ({}), {
+            hostname,
+            port,
+            backend: "native",
+          });
+          const conn = await accepted.accept();
+          assertEquals(transport.getExtraInfo("peername"), conn.localAddr);
+          assertEquals(transport.getExtraInfo("sockname"), conn.remoteAddr);
+          transport.close();
+          conn.close();
+        } finally {
+          accepted.close();
+        }
+      });
+    });
   }
 });
 
