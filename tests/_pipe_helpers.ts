@@ -55,6 +55,51 @@ export function pattern(size: number, seed = 1): Uint8Array {
   return out;
 }
 
+/** A byte stream answering BYOB reads from `data` (see {@linkcode byteSource}). */
+export interface ByteSource {
+  stream: ReadableStream<Uint8Array>;
+  /** Pulls so far. */
+  pulls(): number;
+}
+
+/**
+ * A byte `ReadableStream` that answers each BYOB request from `data`, then
+ * closes: pull number `pull` (from 0) answers at most `size(pull, offset)`
+ * bytes, never more than the request's view; `before(pull)` is awaited
+ * first.
+ */
+export function byteSource(
+  data: Uint8Array,
+  size: (pull: number, offset: number) => number,
+  before?: (pull: number) => Promise<void> | void,
+): ByteSource {
+  let offset = 0;
+  let pulls = 0;
+  const stream = new ReadableStream({
+    type: "bytes",
+    async pull(controller) {
+      const request = controller.byobRequest!;
+      const pull = pulls++;
+      await before?.(pull);
+      if (offset >= data.length) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      const view = new Uint8Array(
+        request.view!.buffer,
+        request.view!.byteOffset,
+        request.view!.byteLength,
+      );
+      const n = Math.min(view.length, size(pull, offset), data.length - offset);
+      view.set(data.subarray(offset, offset + n));
+      offset += n;
+      request.respond(n);
+    },
+  });
+  return { stream, pulls: () => pulls };
+}
+
 /** Replaces the exception handler with one that records; restore with `using`. */
 export function captureExceptions(): ExceptionContext[] & Disposable {
   const seen = [] as unknown as ExceptionContext[] & Disposable;

@@ -15,6 +15,7 @@ import {
   type WriteTransport,
 } from "../mod.ts";
 import {
+  byteSource,
   captureExceptions,
   concat,
   pattern,
@@ -202,29 +203,10 @@ Deno.test("connectReadPipe() gives a Protocol bytes of its own from a byte strea
   // read into again. The protocol keeps every view it was given, uncopied,
   // so a buffer reused under a kept view would show in the result.
   const data = pattern(1_000_000, 7);
-  let offset = 0;
-  let pulls = 0;
-  const stream = new ReadableStream({
-    type: "bytes",
-    pull(controller) {
-      const request = controller.byobRequest!;
-      if (offset >= data.length) {
-        controller.close();
-        request.respond(0);
-        return;
-      }
-      const view = new Uint8Array(
-        request.view!.buffer,
-        request.view!.byteOffset,
-        request.view!.byteLength,
-      );
-      const want = pulls++ % 3 === 0 ? 17 : view.length;
-      const n = Math.min(want, data.length - offset);
-      view.set(data.subarray(offset, offset + n));
-      offset += n;
-      request.respond(n);
-    },
-  });
+  const { stream, pulls } = byteSource(
+    data,
+    (pull) => pull % 3 === 0 ? 17 : Infinity,
+  );
   const kept: Uint8Array[] = [];
   const lost = Promise.withResolvers<Error | null>();
   await connectReadPipe(() => ({
@@ -236,7 +218,7 @@ Deno.test("connectReadPipe() gives a Protocol bytes of its own from a byte strea
     },
   }), stream);
   assertEquals(await within(lost.promise, "connectionLost"), null);
-  assert(pulls > 20, `the stream was read in many pulls (${pulls})`);
+  assert(pulls() > 20, `the stream was read in many pulls (${pulls()})`);
   assert(kept.some((bytes) => bytes.length === 17), "small reads arrived");
   assertEquals(concat(kept), data);
 });

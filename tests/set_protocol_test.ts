@@ -8,6 +8,7 @@ import {
   type Protocol,
   type Transport,
 } from "../mod.ts";
+import { byteSource } from "./_pipe_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -89,34 +90,12 @@ Deno.test("Transport.setProtocol() from plain to buffered with a byte-stream pip
   // (readOwned); the read pending at the switch must reach the new
   // BufferedProtocol through getBuffer(), in order with what follows.
   const release = Promise.withResolvers<void>();
-  const data = encoder.encode("hello world");
-  let offset = 0;
-  let pulls = 0;
-  const stream = new ReadableStream({
-    type: "bytes",
-    async pull(controller) {
-      const request = controller.byobRequest!;
-      if (pulls++ === 0) await release.promise;
-      if (offset === data.length) {
-        controller.close();
-        request.respond(0);
-        return;
-      }
-      const view = new Uint8Array(
-        request.view!.buffer,
-        request.view!.byteOffset,
-        request.view!.byteLength,
-      );
-      // "hello" first, then the rest as the view allows.
-      const n = Math.min(
-        view.length,
-        (offset === 0 ? 5 : data.length) - offset,
-      );
-      view.set(data.subarray(offset, offset + n));
-      offset += n;
-      request.respond(n);
-    },
-  });
+  // "hello" first, then the rest as the views allow.
+  const { stream, pulls } = byteSource(
+    encoder.encode("hello world"),
+    (_pull, offset) => offset === 0 ? 5 : Infinity,
+    (pull) => pull === 0 ? release.promise : undefined,
+  );
   const buffer = new Uint8Array(4);
   let text = "";
   const lost = Promise.withResolvers<Error | null>();
@@ -133,7 +112,7 @@ Deno.test("Transport.setProtocol() from plain to buffered with a byte-stream pip
     },
   }), stream);
   await new Promise((resolve) => setTimeout(resolve, 10));
-  assertEquals(pulls, 1, "a read is in flight");
+  assertEquals(pulls(), 1, "a read is in flight");
   transport.setProtocol(second);
   release.resolve();
   assertEquals(await lost.promise, null);
