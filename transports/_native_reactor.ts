@@ -106,6 +106,9 @@ export const EAGAIN = 11;
 export const EINPROGRESS = 115;
 export const ECONNABORTED = 103;
 export const EALREADY = 114;
+const EBADF = 9;
+const EFAULT = 14;
+const EINVAL = 22;
 
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
@@ -504,10 +507,10 @@ class Reactor {
         let n = !turnOver && this.#deferred.length === 0
           ? this.#waitShortly()
           : lib.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, 0);
-        // Anything but EBADF, EFAULT or EINVAL (bugs) is polled again.
         const code = n < 0 ? errnoCell[0]! : 0;
         if (n < 0) {
-          if (code === 9 || code === 14 || code === 22) {
+          // EBADF, EFAULT and EINVAL are bugs; anything else is polled again.
+          if (code === EBADF || code === EFAULT || code === EINVAL) {
             throw osError(code, "epoll_wait");
           }
           n = 0;

@@ -309,9 +309,9 @@ export class Server implements AsyncDisposable {
   #options: ServeOptions;
   #state: ServerState = "idle";
   #transports = new Set<StreamTransport>();
-  /** Every connection's onLost hook (one function per server). */
   /** The options of every plain connection's transport (made once). */
   #connOptions: StreamTransportOptions | undefined;
+  /** Every connection's onLost hook (one function per server). */
   #onLost = (transport: StreamTransport): void => {
     this.#transports.delete(transport);
     this.#release();
@@ -651,19 +651,17 @@ export class Server implements AsyncDisposable {
     }
     let transport: StreamTransport;
     try {
-      const options: StreamTransportOptions = extra === NO_EXTRA
-        ? this.#connOptions ??= {
-          connExtra: true,
-          idleTimeout: this.#options.idleTimeout ?? null,
-          ...(this.#budget ? { budget: this.#budget } : {}),
-          onLost: this.#onLost,
-        }
-        : {
-          extra: { ...connExtra(conn), ...extra },
-          idleTimeout: this.#options.idleTimeout ?? null,
-          ...(this.#budget ? { budget: this.#budget } : {}),
-          onLost: this.#onLost,
-        };
+      const shared = this.#connOptions ??= {
+        connExtra: true,
+        idleTimeout: this.#options.idleTimeout ?? null,
+        ...(this.#budget ? { budget: this.#budget } : {}),
+        onLost: this.#onLost,
+      };
+      const options: StreamTransportOptions = extra === NO_EXTRA ? shared : {
+        ...shared,
+        connExtra: false,
+        extra: { ...connExtra(conn), ...extra },
+      };
       transport = make === undefined
         ? new StreamTransport(conn, protocol, options)
         : make(protocol, options);

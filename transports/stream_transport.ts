@@ -38,6 +38,7 @@ import {
   checkProtocol,
   describe,
 } from "./_validate.ts";
+import { connExtra } from "./_net.ts";
 import { callExceptionHandler } from "./exception_handler.ts";
 
 /**
@@ -508,12 +509,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
 
   /** The extra info of a connection made from its io, on the first ask. */
   #connExtra(): Record<string, unknown> {
-    const conn = this.#io as unknown as Deno.Conn;
-    return this.#extra = {
-      peername: conn.remoteAddr,
-      sockname: conn.localAddr,
-      socket: conn,
-    };
+    return this.#extra = connExtra(this.#io as unknown as Deno.Conn);
   }
 
   /** True once `close()` or `abort()` was called or the connection was lost. */
@@ -944,6 +940,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     const io = this.#io as
       & Required<Pick<StreamIo, "read">>
       & Pick<StreamIo, "readOwned">;
+    const canOwn = io.readOwned !== undefined;
     let sawEof = false;
     this.#loopRunning = true;
     try {
@@ -961,7 +958,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         // The kind the read starts with: setProtocol() may switch it while
         // the read is in flight, and the bytes must still arrive.
         const readBuffered = this.#buffered;
-        const owned = !readBuffered && io.readOwned !== undefined;
+        const owned = canOwn && !readBuffered;
         let target: Uint8Array | null;
         let n: number | null;
         if (owned) {
