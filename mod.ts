@@ -213,7 +213,10 @@ export interface Protocol extends BaseProtocol {
  * of them are released and their memory may be reused. Note which total each
  * buffer's bytes end at; it is free once that many are released. (Waiting
  * for `getWriteBufferSize() === 0` is not enough: an echo's next read comes
- * while its last write is still in flight.)
+ * while its last write is still in flight.) A buffer larger than the
+ * messages the peer sends lets each arrive in one read that does not fill
+ * it: a read that fills its buffer is followed by another, which mostly
+ * finds nothing yet (one system call more per message).
  *
  * @example An echo that reads into four slots and writes them back without a copy
  * ```ts
