@@ -36,6 +36,12 @@ import {
   writeAll,
 } from "./_stream_helpers.ts";
 import { createServer } from "../mod.ts";
+import {
+  type ReadyIo,
+  type ReadyListener,
+  socketReadable,
+  StreamTransport,
+} from "../transports/stream_transport.ts";
 
 const MiB = 1024 * 1024;
 
@@ -910,4 +916,83 @@ Deno.test("Transport.write() after the connection is lost drops the data without
     TypeError,
   );
   assertEquals(protocol.events, ["connectionMade", "connectionLost"]);
+});
+
+/**
+ * A readiness adapter (as the native backend's socket) over memory: what a
+ * test queues is what `readNow` finds; every read and write is logged.
+ */
+class MemoryReadyIo implements ReadyIo {
+  readonly incoming: Uint8Array[] = [];
+  readonly readSize = 64 * 1024;
+  listener: ReadyListener | null = null;
+  constructor(readonly name: string, readonly log: string[]) {}
+  readyToRead(): boolean {
+    return this.incoming.length > 0;
+  }
+  readNow(buffer: Uint8Array): number | null {
+    const data = this.incoming.shift();
+    if (data === undefined) return -1;
+    buffer.set(data.subarray(0, buffer.length));
+    this.log.push(`${this.name} read ${data.length}`);
+    return Math.min(data.length, buffer.length);
+  }
+  writeNow(data: Uint8Array): number {
+    this.log.push(`${this.name} write ${data.length}`);
+    return data.length;
+  }
+  listen(listener: ReadyListener | null): void {
+    this.listener = listener;
+  }
+  wantRead(_on: boolean): void {}
+  wantWrite(_on: boolean): void {}
+  read(): Promise<number | null> {
+    return Promise.reject(new Error("a ReadyIo is read with readNow"));
+  }
+  write(): Promise<number> {
+    return Promise.reject(new Error("a ReadyIo is written with writeNow"));
+  }
+  close(): void {}
+}
+
+Deno.test("On a readiness adapter, a batch's small writes leave after the whole batch; 64 KiB of them leave before the next connection's read", async (t) => {
+  for (
+    const [size, expected] of [
+      [1024, ["a read 1024", "b read 1024", "a write 1024", "b write 1024"]],
+      [64 * 1024, [
+        "a read 65536",
+        "a write 65536",
+        "b read 65536",
+        "b write 65536",
+      ]],
+    ] as const
+  ) {
+    await t.step(`${size} B echoes`, async () => {
+      const log: string[] = [];
+      const echo = () => ({
+        transport: null as Transport | null,
+        connectionMade(transport: Transport) {
+          this.transport = transport;
+        },
+        dataReceived(data: Uint8Array) {
+          this.transport!.write(data);
+        },
+      });
+      const a = new MemoryReadyIo("a", log);
+      const b = new MemoryReadyIo("b", log);
+      const ta = new StreamTransport(a, echo());
+      const tb = new StreamTransport(b, echo());
+      await nextMacrotask(); // connectionMade, then the first (empty) pump
+      a.incoming.push(new Uint8Array(size));
+      b.incoming.push(new Uint8Array(size));
+      // One reactor batch: both connections are readable.
+      a.listener![socketReadable]();
+      b.listener![socketReadable]();
+      await nextMacrotask();
+      assertEquals(log, [...expected]);
+      ta.abort();
+      tb.abort();
+      await nextMacrotask();
+    });
+  }
 });

@@ -356,6 +356,20 @@ function sharedRelease(region: Uint8Array, n: number): void {
   }
 }
 const MAX_COALESCE = 64 * 1024;
+/**
+ * On a {@linkcode ReadyIo} adapter (the native backend): bytes written in one
+ * tick above which they leave before the next connection's read, not after
+ * the reactor's whole batch, so what a read brought in is still in cache when
+ * it is sent. Ten connections echoing 64 KiB each had read 640 KiB before the
+ * first send, and the kernel's copies (`recv` into the buffers, `send` out of
+ * them) cost 18 µs per round trip against the C server's 13-15 µs (perf,
+ * `rep_movs_alternative`); flushed early, system time per round trip went
+ * from 27-28 to 23.5 µs (5 of 6 alternating rounds). Small writes (50 KiB in
+ * a batch of 1 KiB echoes) still leave together after the batch. The Deno-API
+ * read loop does not flush early: Deno has done a turn's reads before its
+ * JavaScript runs, so there is no cache to save (measured: no gain).
+ */
+const EARLY_FLUSH_BYTES = 64 * 1024;
 const LOST_WRITE_WARNING_THRESHOLD = 5;
 /**
  * An idle timeout is checked this many times per period: a connection is
@@ -1146,6 +1160,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         this.#idleActive = true;
         sawEof = n === null;
         if (this.#received(target, n, readBuffered)) return;
+        StreamTransport.#flushIfLarge();
         if (n === target.length) {
           // A full read: more may be queued, or (a request answered in one
           // read) nothing yet. Read on from the reactor's next turn, once
@@ -1319,7 +1334,11 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     this.#bufferSize += data.length;
     (this.#chunks ??= []).push(data);
     if (this.#budget !== null) this.#charge(data.length);
-    if (this.#flushing) return;
+    if (this.#flushing) {
+      if (this.#startPending) StreamTransport.#tickBytes += data.length;
+      return;
+    }
+    StreamTransport.#tickBytes += data.length;
     this.#flushing = true;
     this.#startPending = true;
     // The first transport of the tick schedules the flush of them all.
@@ -1335,11 +1354,31 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
    */
   static #flushQueue: StreamTransport[] = [];
   static #spareQueue: StreamTransport[] = [];
+  /** Bytes the transports in {@linkcode #flushQueue} have waiting. */
+  static #tickBytes = 0;
+  /** True while {@linkcode #runFlushes} runs (a callback may read). */
+  static #inFlushes = false;
+
+  /**
+   * After a delivery: the writes queued so far this tick leave now if they
+   * are many bytes (see {@linkcode EARLY_FLUSH_BYTES}). The queued microtask
+   * then finds nothing left to start.
+   */
+  static #flushIfLarge(): void {
+    if (
+      StreamTransport.#tickBytes >= EARLY_FLUSH_BYTES &&
+      !StreamTransport.#inFlushes
+    ) {
+      StreamTransport.#runFlushes();
+    }
+  }
 
   static #runFlushes = (): void => {
     const queue = StreamTransport.#flushQueue;
+    StreamTransport.#tickBytes = 0;
     // Writes made while these flush (a resumeWriting callback) queue anew.
     StreamTransport.#flushQueue = StreamTransport.#spareQueue;
+    StreamTransport.#inFlushes = true;
     for (let i = 0; i < queue.length; i++) {
       try {
         queue[i]!.#flushPending();
@@ -1351,6 +1390,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
         });
       }
     }
+    StreamTransport.#inFlushes = false;
     queue.length = 0;
     StreamTransport.#spareQueue = queue;
   };
