@@ -1328,7 +1328,9 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
    * all of its callbacks ran: sending from the read loop, between two
    * connections' callbacks, measured 1.35x the raw loop's CPU at 1 KiB x 50
    * connections, this 1.16x (5 interleaved rounds; the README has the bench
-   * runs), with the same system calls.
+   * runs), with the same system calls. The exception: on a ReadyIo adapter,
+   * once a batch's writes reach {@linkcode EARLY_FLUSH_BYTES} they leave
+   * right after the callback that brought them there.
    */
   #append(data: Uint8Array): void {
     this.#bufferSize += data.length;
