@@ -363,8 +363,9 @@ const MAX_COALESCE = 64 * 1024;
  * it is sent. Ten connections echoing 64 KiB each had read 640 KiB before the
  * first send, and the kernel's copies (`recv` into the buffers, `send` out of
  * them) cost 18 µs per round trip against the C server's 13-15 µs (perf,
- * `rep_movs_alternative`); flushed early, system time per round trip went
- * from 27-28 to 23.5 µs (5 of 6 alternating rounds). Small writes (50 KiB in
+ * `rep_movs_alternative`); flushed early, CPU per round trip went from a
+ * median of 42.9 to 39.3 µs (8 alternating rounds, 7 faster; system time
+ * 36.2 -> 31.0 µs, a noisy machine). Small writes (50 KiB in
  * a batch of 1 KiB echoes) still leave together after the batch. The Deno-API
  * read loop does not flush early: Deno has done a turn's reads before its
  * JavaScript runs, so there is no cache to save (measured: no gain).
