@@ -12,13 +12,14 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
-import { createConnection, type Transport } from "../mod.ts";
+import { createConnection, type Protocol, type Transport } from "../mod.ts";
 import {
   BufferedEchoProtocol,
   bytes,
   type CallbackName,
   collapse,
   collectExceptions,
+  concat,
   nextMacrotask,
   pattern,
   rawPair,
@@ -995,4 +996,40 @@ Deno.test("On a readiness adapter, a batch's small writes leave after the whole 
       await nextMacrotask();
     });
   }
+});
+
+Deno.test("Writes queued in one tick leave in order, joined up to 64 KiB; a write of 64 KiB or more leaves alone", async () => {
+  const log: string[] = [];
+  const io = new MemoryReadyIo("a", log);
+  const sent: Uint8Array[] = [];
+  io.writeNow = (data: Uint8Array): number => {
+    sent.push(data.slice());
+    return data.length;
+  };
+  let transport: Transport | null = null;
+  const protocol: Protocol = {
+    connectionMade(t: Transport) {
+      transport = t;
+    },
+    dataReceived() {},
+  };
+  const made = new StreamTransport(io, protocol);
+  await nextMacrotask();
+  const sizes = [10, 20, 64 * 1024 - 30, 100 * 1024, 5, 6, 64 * 1024 - 5, 1];
+  const parts = sizes.map((size, i) => pattern(size, i + 1));
+  for (const part of parts) transport!.write(part);
+  assertEquals(transport!.getWriteBufferSize(), sizes.reduce((a, b) => a + b));
+  await nextMacrotask();
+  // The first three make 64 KiB exactly; 100 KiB alone; then 5 + 6 (the
+  // next would pass 64 KiB), and the last two.
+  assertEquals(sent.map((chunk) => chunk.length), [
+    64 * 1024,
+    100 * 1024,
+    11,
+    64 * 1024 - 5 + 1,
+  ]);
+  assertEquals(await sha256(concat(sent)), await sha256(concat(parts)));
+  assertEquals(transport!.getWriteBufferSize(), 0);
+  made.abort();
+  await nextMacrotask();
 });

@@ -416,8 +416,13 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   #readSize = MIN_READ_SIZE;
 
   // Writing. `#writing` is the chunk handed to the adapter (its write is in
-  // flight); `#chunks` wait behind it and leave joined when it completes.
-  #chunks: Uint8Array[] | null = null; // made at the first queued write
+  // flight); the queued chunks wait behind it and leave joined when it
+  // completes: `#next` first, then `#chunks` (the queue is empty when `#next`
+  // is null). Most writes are alone in the queue: a field, where an array's
+  // push and shift regrew its storage each time (core bench, 1 KiB: about
+  // 40 ns per round trip).
+  #next: Uint8Array | null = null;
+  #chunks: Uint8Array[] | null = null; // made when a second chunk queues
   #writing: Uint8Array = EMPTY;
   #bufferSize = 0;
   /** A write is in flight, or `#startPending`. */
@@ -1335,7 +1340,8 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
    */
   #append(data: Uint8Array): void {
     this.#bufferSize += data.length;
-    (this.#chunks ??= []).push(data);
+    if (this.#next === null) this.#next = data;
+    else (this.#chunks ??= []).push(data);
     if (this.#budget !== null) this.#charge(data.length);
     if (this.#flushing) {
       if (this.#startPending) StreamTransport.#tickBytes += data.length;
@@ -1402,7 +1408,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
   #flushPending(): void {
     if (!this.#startPending) return;
     this.#startPending = false;
-    if (this.#isLost() || this.#chunks === null || this.#chunks.length === 0) {
+    if (this.#isLost() || this.#next === null) {
       this.#flushing = false;
       return;
     }
@@ -1455,35 +1461,46 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     }
   }
 
-  /** Takes the next chunk to hand to the OS, joining small ones. */
+  /** Takes the next chunk to hand to the OS (queued), joining small ones. */
   #takeChunk(): Uint8Array {
-    const chunks = this.#chunks!;
-    const first = chunks[0]!;
-    if (chunks.length === 1 || first.length >= MAX_COALESCE) {
-      chunks.shift();
+    const first = this.#next!;
+    const chunks = this.#chunks;
+    if (chunks === null || chunks.length === 0) {
+      this.#next = null;
       return first;
     }
-    let total = 0;
+    if (first.length >= MAX_COALESCE) {
+      this.#next = chunks.shift()!;
+      return first;
+    }
+    // `count` chunks of `chunks` join `first`.
+    let total = first.length;
     let count = 0;
     while (count < chunks.length) {
       const size = chunks[count]!.length;
-      if (count > 0 && total + size > MAX_COALESCE) break;
+      if (total + size > MAX_COALESCE) break;
       total += size;
       count++;
     }
-    if (count === 1) {
-      chunks.shift();
+    if (count === 0) {
+      this.#next = chunks.shift()!;
       return first;
     }
     const joined = new Uint8Array(total);
-    let offset = 0;
+    joined.set(first, 0);
+    let offset = first.length;
     for (let i = 0; i < count; i++) {
       const chunk = chunks[i]!;
       joined.set(chunk, offset);
       offset += chunk.length;
     }
-    if (count === chunks.length) chunks.length = 0;
-    else chunks.splice(0, count);
+    if (count === chunks.length) {
+      chunks.length = 0;
+      this.#next = null;
+    } else {
+      this.#next = chunks[count]!;
+      chunks.splice(0, count + 1);
+    }
     return joined;
   }
 
@@ -1509,9 +1526,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     this.#maybeResume();
     if (this.#isLost()) return null;
     if (n < chunk.length) return chunk.subarray(n);
-    if (this.#chunks !== null && this.#chunks.length > 0) {
-      return this.#takeChunk();
-    }
+    if (this.#next !== null) return this.#takeChunk();
     this.#flushing = false;
     if (this.#drained !== null) {
       const drained = this.#drained;
@@ -1605,6 +1620,7 @@ export class StreamTransport implements Transport, FailureHost, ReadyListener {
     if (kind === "lost" || kind === "closed" || kind === "detached") return;
     this.#state = { kind: "lost", error };
     this.#stopIdle();
+    this.#next = null;
     if (this.#chunks !== null) this.#chunks.length = 0;
     this.#writing = EMPTY;
     this.#bufferSize = 0;
