@@ -9,11 +9,14 @@
  * noise. A change of the core's hot path shows here at a few nanoseconds,
  * where a loopback echo on a shared machine moves by microseconds.
  *
- *   deno run -A bench/core.ts [ROUNDS] [SECONDS]
+ *   deno run -A bench/core.ts [ROUNDS] [SECONDS] [CASES]
  *
  * Prints, for each case (Protocol and BufferedProtocol at 1 KiB x 50
- * connections and 64 KiB x 10), ns of CPU per round trip: the median over
- * ROUNDS (default 5) rounds of SECONDS (default 1) each, with the min – max.
+ * connections and 64 KiB x 10 on the readiness side, which the native
+ * backend drives; at 1 KiB on the promise side, which Deno's socket API
+ * drives), ns of CPU per round trip: the median over ROUNDS (default 5)
+ * rounds of SECONDS (default 1) each, with the min – max. CASES: a regular
+ * expression on the case names (e.g. `promise`).
  *
  * @module
  */
@@ -22,6 +25,7 @@ import {
   type ReadyIo,
   type ReadyListener,
   socketReadable,
+  type StreamIo,
   StreamTransport,
 } from "../transports/stream_transport.ts";
 import type { BufferedProtocol, Protocol, Transport } from "../mod.ts";
@@ -66,6 +70,53 @@ class MemoryIo implements ReadyIo {
   close(): void {}
 }
 
+/**
+ * The same over the promise side of the adapter interface, as Deno's socket
+ * API drives the core: each read is a promise that the batch resolves, each
+ * write one that is already resolved.
+ */
+class MemoryPromiseIo implements StreamIo {
+  readonly readSize = 256 * 1024;
+  #size: number;
+  #pending: ((n: number | null) => void) | null = null;
+  written = 0;
+  constructor(size: number) {
+    this.#size = size;
+  }
+  arm(): void {
+    const resolve = this.#pending;
+    this.#pending = null;
+    resolve?.(this.#size);
+  }
+  /** Ends a pending read (EOF). */
+  stop(): void {
+    const resolve = this.#pending;
+    this.#pending = null;
+    resolve?.(null);
+  }
+  read(buffer: Uint8Array): Promise<number | null> {
+    const size = Math.min(this.#size, buffer.length);
+    return new Promise((resolve) => {
+      this.#pending = (n) => resolve(n === null ? null : size);
+    });
+  }
+  write(data: Uint8Array): Promise<number> {
+    this.written += data.length;
+    return Promise.resolve(data.length);
+  }
+  close(): void {}
+}
+
+/** The raw Deno loop's shape (bench/servers/deno_raw.ts), over the same adapter. */
+async function rawLoop(io: MemoryPromiseIo): Promise<void> {
+  const buffer = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await io.read(buffer);
+    if (n === null) return;
+    await io.write(buffer.subarray(0, n));
+  }
+}
+
 class Echo implements Protocol {
   #transport: Transport | undefined;
   connectionMade(transport: Transport): void {
@@ -100,15 +151,27 @@ function cpuMicros(): number {
 
 /** Runs batches for `seconds`; returns ns of CPU per round trip. */
 async function run(
-  buffered: boolean,
+  promises: boolean,
+  protocol: "plain" | "buffered" | null,
   conns: number,
   size: number,
   seconds: number,
 ): Promise<number> {
-  const ios = Array.from({ length: conns }, () => new MemoryIo(size));
-  const transports = ios.map((io) =>
-    new StreamTransport(io, buffered ? new BufferedEcho() : new Echo())
+  const ios = Array.from(
+    { length: conns },
+    () => promises ? new MemoryPromiseIo(size) : new MemoryIo(size),
   );
+  const transports = protocol === null
+    ? []
+    : ios.map((io) =>
+      new StreamTransport(
+        io,
+        protocol === "buffered" ? new BufferedEcho() : new Echo(),
+      )
+    );
+  if (protocol === null) {
+    for (const io of ios) rawLoop(io as MemoryPromiseIo);
+  }
   await new Promise((resolve) => setTimeout(resolve, 0)); // connectionMade
   let trips = 0;
   const start = performance.now();
@@ -117,15 +180,17 @@ async function run(
     for (let batch = 0; batch < 100; batch++) {
       for (const io of ios) {
         io.arm();
-        io.listener![socketReadable]();
+        if (io instanceof MemoryIo) io.listener![socketReadable]();
       }
-      // The reactor's settle hops: the queued flush runs.
-      for (let hop = 0; hop < 6; hop++) await null;
+      // The reactor's settle hops: the queued flush runs (and, on the
+      // promise side, the read loops' continuations).
+      for (let hop = 0; hop < (promises ? 24 : 6); hop++) await null;
       trips += conns;
     }
   }
   const cpu = cpuMicros() - cpu0;
   for (const transport of transports) transport.abort();
+  for (const io of ios) if (io instanceof MemoryPromiseIo) io.stop();
   const written = ios.reduce((sum, io) => sum + io.written, 0);
   if (written !== trips * size) {
     throw new Error(`echoed ${written} bytes of ${trips * size}`);
@@ -136,25 +201,31 @@ async function run(
 if (import.meta.main) {
   const rounds = Number(Deno.args[0] ?? 5);
   const seconds = Number(Deno.args[1] ?? 1);
-  const cases = [
-    ["Protocol, 1 KiB x 50", false, 50, 1024],
-    ["BufferedProtocol, 1 KiB x 50", true, 50, 1024],
-    ["Protocol, 64 KiB x 10", false, 10, 65536],
-    ["BufferedProtocol, 64 KiB x 10", true, 10, 65536],
+  const allCases = [
+    ["ready: Protocol, 1 KiB x 50", false, "plain", 50, 1024],
+    ["ready: BufferedProtocol, 1 KiB x 50", false, "buffered", 50, 1024],
+    ["ready: Protocol, 64 KiB x 10", false, "plain", 10, 65536],
+    ["ready: BufferedProtocol, 64 KiB x 10", false, "buffered", 10, 65536],
+    ["promise: raw loop, 1 KiB x 50", true, null, 50, 1024],
+    ["promise: Protocol, 1 KiB x 50", true, "plain", 50, 1024],
+    ["promise: BufferedProtocol, 1 KiB x 50", true, "buffered", 50, 1024],
   ] as const;
+  const only = new RegExp(Deno.args[2] ?? "");
+  const cases = allCases.filter(([name]) => only.test(name));
   const results = cases.map(() => [] as number[]);
-  await run(false, 50, 1024, 0.5); // warm-up
-  await run(true, 50, 1024, 0.5);
+  for (const [, promises, buffered, conns, size] of cases) {
+    await run(promises, buffered, conns, size, 0.3); // warm-up
+  }
   for (let round = 0; round < rounds; round++) {
-    for (const [i, [, buffered, conns, size]] of cases.entries()) {
-      results[i]!.push(await run(buffered, conns, size, seconds));
+    for (const [i, [, promises, buffered, conns, size]] of cases.entries()) {
+      results[i]!.push(await run(promises, buffered, conns, size, seconds));
     }
   }
   for (const [i, [name]] of cases.entries()) {
     const sorted = results[i]!.toSorted((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
     console.log(
-      `${name.padEnd(32)} ${median.toFixed(0).padStart(6)} ns per round trip (${
+      `${name.padEnd(40)} ${median.toFixed(0).padStart(6)} ns per round trip (${
         sorted[0]!.toFixed(0)
       } – ${sorted.at(-1)!.toFixed(0)})`,
     );
